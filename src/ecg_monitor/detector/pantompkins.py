@@ -1,0 +1,363 @@
+"""Online Pan-Tompkins QRS detection, one chunk at a time.
+
+The signal chain (QRS band-pass -> derivative -> squaring -> moving-window integration) is made of
+stateful scipy filters; the decision logic runs only on the sparse peaks of the integrated signal.
+Every decision is taken at a fixed sample time from samples at or before that time, never from
+where a chunk happens to end, so any chunking of the same record yields the same beats.
+
+Decision rules (Pan & Tompkins 1985, with Hamilton & Tompkins' peak handling):
+
+* a peak of the integrated signal is held for the 200 ms refractory period; a larger peak inside
+  it replaces it (one QRS per 200 ms);
+* a held peak is a QRS when it clears the signal/noise thresholds on both the integrated and the
+  QRS-filtered signal; otherwise it updates the noise levels and is kept for search-back;
+* within 360 ms of the previous QRS, a peak whose maximum slope is under half the previous QRS
+  slope is a T wave;
+* a peak whose steepest rise and fall are far apart or very unequal is a baseline shift;
+* when no QRS has come 166 % of the regular RR average after the last one, the largest kept peak
+  above half the thresholds is taken back as a QRS;
+* for irregular rhythms the thresholds are halved;
+* after a long silence or a change of scale the thresholds are learnt again from recent peaks,
+  but only from peaks that stand out of the noise, so a flat or noisy line invents no beat.
+
+The R mark is placed on the largest excursion of the display-band ECG (0.5-40 Hz) before the
+integrator peak, where annotators put the R wave.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecg_monitor.detector.beats import Beat
+from ecg_monitor.detector.filters import (
+    StreamingFIR,
+    StreamingSOS,
+    derivative_taps,
+    design_display_filter,
+    design_qrs_filter,
+    integration_taps,
+)
+from ecg_monitor.detector.ringbuffer import RingBuffer
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Tunable constants of the detector, in seconds or as ratios."""
+
+    refractory_s: float = 0.200
+    twave_window_s: float = 0.360
+    twave_slope_ratio: float = 0.5
+    learn_s: float = 2.0
+    rr_missed_ratio: float = 1.66
+    rr_low_ratio: float = 0.92
+    rr_high_ratio: float = 1.16
+    threshold_ratio: float = 0.25
+    search_back_ratio: float = 0.5
+    r_search_s: float = 0.250  # look-back from the integrator peak for the R extremum
+    bls_window_s: float = 0.220
+    bls_pair_s: float = 0.150
+    bls_ratio: float = 0.125
+    relearn_s: float = 3.0  # silence after which thresholds are learnt again
+    relearn_prominence: float = 4.0  # a relearnt peak must beat the median peak by this factor
+    min_qrs_mv: float = 0.02  # QRS-band amplitude below which nothing is a beat
+    history_s: float = 12.0
+
+
+@dataclass
+class _Peak:
+    """A peak of the integrated signal with the features the rules need."""
+
+    index: int
+    mwi: float
+    filtered: float = 0.0
+    slope: float = 0.0
+    is_shift: bool = False
+
+
+class PanTompkinsDetector:
+    """Streaming QRS detector: feed ``update(chunk)`` and receive the beats decided so far."""
+
+    def __init__(self, fs: float, config: DetectorConfig | None = None) -> None:
+        self.fs = float(fs)
+        self.cfg = cfg = config or DetectorConfig()
+        s = lambda sec: max(1, int(round(sec * self.fs)))  # noqa: E731 - local unit helper
+        self._refractory = s(cfg.refractory_s)
+        self._twave = s(cfg.twave_window_s)
+        self._learn = s(cfg.learn_s)
+        self._r_search = s(cfg.r_search_s)
+        self._bls = s(cfg.bls_window_s)
+        self._bls_pair = s(cfg.bls_pair_s)
+        self._relearn = s(cfg.relearn_s)
+        self._mwi_len = len(integration_taps(self.fs))
+
+        self._display = StreamingSOS(design_display_filter(self.fs))
+        self._qrs = StreamingSOS(design_qrs_filter(self.fs))
+        self._deriv = StreamingFIR(derivative_taps(self.fs))
+        self._integ = StreamingFIR(integration_taps(self.fs))
+
+        cap = s(cfg.history_s)
+        self._block = cap // 4
+        self._max_age = cap // 2
+        self.display = RingBuffer(cap)  # 0.5-40 Hz ECG, also used by the classifier and the view
+        self._qrs_buf = RingBuffer(cap)
+        self._der_buf = RingBuffer(cap)
+        self.valid = RingBuffer(cap, dtype=np.bool_)
+        self._hold_value = 0.0
+        self._tail = np.zeros(0)  # last two integrated samples, to find peaks across chunks
+        self.n = 0  # samples received
+        self.last_display = np.zeros(0)  # display-band output of the last update()
+
+        self._held: _Peak | None = None
+        self._candidates: deque[_Peak] = deque()  # noise peaks since the last QRS (search-back)
+        self._learning: list[_Peak] = []
+        self._learnt = False
+        self._spki = self._npki = self._spkf = self._npkf = 0.0
+        self._last_qrs: int | None = None
+        self._last_slope = 0.0
+        self._rr1: deque[int] = deque(maxlen=8)
+        self._rr2: deque[int] = deque(maxlen=8)
+        self._rr_misses = 0
+        self._rr2_mean = 0.0
+        self._learn_until = self._learn
+        self._searched_after: int | None = None  # last QRS whose search-back found nothing
+        self._out: list[Beat] = []
+
+    # ------------------------------------------------------------------ signal chain
+    def update(self, chunk: np.ndarray) -> list[Beat]:
+        """Consume samples (mV; NaN marks a gap) and return the beats decided meanwhile."""
+        x = np.asarray(chunk, dtype=np.float64).ravel()
+        shown = [self._update_block(x[i : i + self._block]) for i in range(0, x.size, self._block)]
+        self.last_display = np.concatenate(shown) if shown else np.zeros(0)
+        out, self._out = self._out, []
+        return out
+
+    def _update_block(self, x: np.ndarray) -> np.ndarray:
+        """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
+        valid = np.isfinite(x)
+        if not valid.all():
+            x = self._hold_gaps(x, valid)
+        else:
+            self._hold_value = float(x[-1])
+        n0 = self.n
+        shown = self._display.update(x)
+        self.display.extend(shown)
+        q = self._qrs.update(x)
+        d = self._deriv.update(q)
+        m = self._integ.update(d * d)
+        self._qrs_buf.extend(q)
+        self._der_buf.extend(d)
+        self.valid.extend(valid)
+        self.n += x.size
+
+        ext = np.concatenate([self._tail, m])
+        j = np.flatnonzero((ext[1:-1] > ext[:-2]) & (ext[1:-1] >= ext[2:])) + 1
+        first = n0 - len(self._tail)
+        self._tail = ext[-2:]
+        self._run([_Peak(first + int(k), float(ext[k])) for k in j])
+        if not valid.all():
+            shown = np.where(valid, shown, np.nan)  # show a gap as a gap
+        return shown
+
+    def _hold_gaps(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Replace missing samples by the last valid value so the filters do not blow up."""
+        x = x.copy()
+        idx = np.where(valid, np.arange(x.size), -1)
+        np.maximum.accumulate(idx, out=idx)
+        before = idx < 0
+        x[before] = self._hold_value
+        x[~before] = x[idx[~before]]
+        self._hold_value = float(x[-1])
+        return x
+
+    # ------------------------------------------------------------------ event loop
+    def _run(self, new_peaks: list[_Peak]) -> None:
+        """Process candidate peaks and timers in time order, up to the newest sample."""
+        k = 0
+        while True:
+            times = []
+            if k < len(new_peaks):
+                times.append((new_peaks[k].index + 1, 0))
+            if self._held is not None:
+                times.append((self._held.index + self._refractory, 1))
+            deadline = self._search_deadline()
+            if deadline is not None:
+                times.append((deadline, 2))
+            if not self._learnt:
+                times.append((self._learn_until, 3))
+            if not times:
+                return
+            t, kind = min(times)
+            if t > self.n:
+                return
+            if kind == 0:
+                self._offer(new_peaks[k])
+                k += 1
+            elif kind == 1:
+                peak, self._held = self._held, None
+                self._decide(peak, t)
+            elif kind == 2:
+                self._search_back(t)
+            else:
+                self._finish_learning(t)
+
+    def _offer(self, peak: _Peak) -> None:
+        """A new integrator peak: keep the largest one within the refractory period."""
+        if self._held is None or peak.mwi > self._held.mwi:
+            self._held = peak
+
+    # ------------------------------------------------------------------ features
+    def _describe(self, peak: _Peak) -> _Peak:
+        """Attach filtered-signal amplitude, maximum slope and the baseline-shift verdict."""
+        lo = max(peak.index - self._mwi_len - self._bls // 4, self._qrs_buf.start)
+        hi = peak.index + 1
+        q = self._qrs_buf.get(lo, hi)
+        peak.filtered = float(np.max(np.abs(q)))
+        lo_d = max(peak.index - self._bls, self._der_buf.start)
+        d = self._der_buf.get(lo_d, hi)
+        up, down = int(np.argmax(d)), int(np.argmin(d))
+        rise, fall = float(d[up]), float(-d[down])
+        peak.slope = max(rise, fall)
+        ratio = self.cfg.bls_ratio
+        peak.is_shift = not (
+            rise > ratio * fall and fall > ratio * rise and abs(up - down) < self._bls_pair
+        )
+        v = self.valid.get(max(peak.index - self._mwi_len, self.valid.start), hi)
+        if not v.all():
+            peak.is_shift = True  # a gap edge is not a QRS
+        return peak
+
+    def _r_mark(self, peak: _Peak) -> int:
+        lo = max(peak.index - self._r_search, self.display.start)
+        seg = self.display.get(lo, peak.index + 1)
+        return lo + int(np.argmax(np.abs(seg)))
+
+    # ------------------------------------------------------------------ thresholds
+    def _thresholds(self) -> tuple[float, float]:
+        r = self.cfg.threshold_ratio
+        thr_i = self._npki + r * (self._spki - self._npki)
+        thr_f = self._npkf + r * (self._spkf - self._npkf)
+        if self._irregular():
+            thr_i, thr_f = 0.5 * thr_i, 0.5 * thr_f
+        return thr_i, max(thr_f, self.cfg.min_qrs_mv)
+
+    def _irregular(self) -> bool:
+        if len(self._rr1) < self._rr1.maxlen or not self._rr2:
+            return False
+        avg2 = self._rr2_mean
+        lo, hi = self.cfg.rr_low_ratio * avg2, self.cfg.rr_high_ratio * avg2
+        return not all(lo <= rr <= hi for rr in self._rr1)
+
+    def _search_deadline(self) -> int | None:
+        if not self._learnt or self._last_qrs is None or not self._rr2:
+            return None
+        if self._searched_after == self._last_qrs:
+            return None
+        return self._last_qrs + int(self.cfg.rr_missed_ratio * self._rr2_mean)
+
+    # ------------------------------------------------------------------ decisions
+    def _finish_learning(self, t: int) -> None:
+        """Initial thresholds from the first seconds, then judge the peaks held meanwhile."""
+        peaks, self._learning = self._learning, []
+        if not self._set_levels(peaks):  # nothing like a QRS yet (flat line): keep learning
+            self._learn_until = t + self._learn
+            return
+        self._learnt = True
+        for p in peaks:
+            self._decide(p, t)
+
+    def _set_levels(self, peaks: list[_Peak]) -> bool:
+        """Signal level from the strongest peaks, noise level from the typical one."""
+        usable = [p for p in peaks if not p.is_shift and p.filtered >= self.cfg.min_qrs_mv]
+        if not usable:
+            return False
+        mwi = np.array([p.mwi for p in usable])
+        filt = np.array([p.filtered for p in usable])
+        self._spki, self._spkf = float(np.max(mwi)) * 0.5, float(np.max(filt)) * 0.5
+        self._npki, self._npkf = float(np.median(mwi)) * 0.25, float(np.median(filt)) * 0.25
+        return True
+
+    def _decide(self, peak: _Peak, t: int) -> None:
+        """Classify a finished integrator peak as QRS or noise (time ``t``)."""
+        self._describe(peak)
+        if not self._learnt:
+            self._learning.append(peak)
+            return
+        thr_i, thr_f = self._thresholds()
+        if peak.mwi > thr_i and peak.filtered > thr_f and self._plausible(peak):
+            self._accept(peak, t, search_back=False)
+            return
+        if self._last_qrs is None or peak.index - self._last_qrs >= self._refractory:
+            self._candidates.append(peak)
+        self._npki = 0.125 * peak.mwi + 0.875 * self._npki
+        self._npkf = 0.125 * peak.filtered + 0.875 * self._npkf
+        self._maybe_relearn(peak, t)
+
+    def _plausible(self, peak: _Peak) -> bool:
+        """Reject baseline shifts, refractory repeats and T waves."""
+        if peak.is_shift:
+            return False
+        if self._last_qrs is None:
+            return True
+        rr = peak.index - self._last_qrs
+        if rr < self._refractory:
+            return False
+        if rr < self._twave and peak.slope < self.cfg.twave_slope_ratio * self._last_slope:
+            return False
+        return True
+
+    def _accept(self, peak: _Peak, t: int, search_back: bool) -> None:
+        w = 0.25 if search_back else 0.125
+        self._spki = w * peak.mwi + (1 - w) * self._spki
+        self._spkf = w * peak.filtered + (1 - w) * self._spkf
+        if self._last_qrs is not None:
+            self._add_rr(peak.index - self._last_qrs)
+        self._last_qrs = peak.index
+        self._last_slope = peak.slope
+        self._candidates = deque(p for p in self._candidates if p.index > peak.index + self._refractory)
+        self._out.append(Beat(sample=self._r_mark(peak), emitted_at=t, search_back=search_back))
+
+    def _add_rr(self, rr: int) -> None:
+        self._rr1.append(rr)
+        avg2 = self._rr2_mean
+        if not self._rr2 or self.cfg.rr_low_ratio * avg2 <= rr <= self.cfg.rr_high_ratio * avg2:
+            self._rr2.append(rr)
+            self._rr_misses = 0
+        else:
+            self._rr_misses += 1
+            if self._rr_misses >= self._rr1.maxlen:  # the rhythm has moved: follow it
+                self._rr2.clear()
+                self._rr2.extend(self._rr1)
+                self._rr_misses = 0
+        self._rr2_mean = sum(self._rr2) / len(self._rr2)
+
+    def _search_back(self, t: int) -> None:
+        """No QRS for 166 % of the RR average: take the best kept peak above half threshold."""
+        thr_i, thr_f = self._thresholds()
+        h = self.cfg.search_back_ratio
+        best = None
+        for p in self._candidates:
+            if p.index < t - self._max_age or p.index + self._refractory > t:
+                continue
+            if p.mwi > h * thr_i and p.filtered > max(h * thr_f, self.cfg.min_qrs_mv) and self._plausible(p):
+                if best is None or p.mwi > best.mwi:
+                    best = p
+        if best is None:  # a real pause: wait for the next QRS
+            self._searched_after = self._last_qrs
+            return
+        self._accept(best, t, search_back=True)
+
+    def _maybe_relearn(self, peak: _Peak, t: int) -> None:
+        """After a long silence, learn the thresholds again from peaks that stand out."""
+        since = peak.index - (self._last_qrs if self._last_qrs is not None else 0)
+        if since < self._relearn:
+            return
+        recent = [p for p in self._candidates if p.index > peak.index - self._relearn]
+        if len(recent) < 2:
+            return
+        mwi = np.array([p.mwi for p in recent])
+        if np.max(mwi) < self.cfg.relearn_prominence * np.median(mwi):
+            return
+        self._set_levels(recent)

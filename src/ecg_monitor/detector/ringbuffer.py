@@ -1,0 +1,45 @@
+"""Fixed-size history of a stream, addressed by absolute sample index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RingBuffer:
+    """Keeps the last ``capacity`` samples of a stream so later stages can look back in time.
+
+    Indices are absolute (sample 0 is the first sample ever appended), which lets the detector and
+    classifier name a beat by its sample number whatever chunk it arrived in.
+    """
+
+    def __init__(self, capacity: int, dtype: type = np.float64) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._data = np.zeros(capacity, dtype=dtype)
+        self.end = 0  # absolute index one past the newest sample
+
+    @property
+    def start(self) -> int:
+        """Absolute index of the oldest sample still held."""
+        return max(0, self.end - self.capacity)
+
+    def extend(self, chunk: np.ndarray) -> None:
+        chunk = np.asarray(chunk, dtype=self._data.dtype)
+        n = len(chunk)
+        if n >= self.capacity:
+            chunk = chunk[-self.capacity :]
+            self.end += n - self.capacity
+            n = self.capacity
+        pos = self.end % self.capacity
+        first = min(n, self.capacity - pos)
+        self._data[pos : pos + first] = chunk[:first]
+        self._data[: n - first] = chunk[first:]
+        self.end += n
+
+    def get(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` by absolute index; raises if they are not (or no longer) held."""
+        if start < self.start or stop > self.end or start > stop:
+            raise IndexError(f"samples [{start}, {stop}) not in buffer [{self.start}, {self.end})")
+        idx = np.arange(start, stop) % self.capacity
+        return self._data[idx]

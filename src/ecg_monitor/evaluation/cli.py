@@ -1,0 +1,30 @@
+"""``ecg-eval``: offline evaluation commands (one sub-command per module)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecg_monitor.evaluation import detect
+from ecg_monitor.replay.records import RecordError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecg-eval", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in (detect,):
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RecordError as exc:
+        print(f"\necg-eval: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
