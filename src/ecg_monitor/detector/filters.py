@@ -8,7 +8,7 @@ then do not depend on how the samples were packed.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, iirnotch, lfilter, sosfilt, sosfilt_zi, tf2sos
+from scipy.signal import butter, group_delay, iirnotch, lfilter, sos2tf, sosfilt, sosfilt_zi, tf2sos
 
 #: Pass band of the display / classification filter (Hz): keeps QRS and ST, drops wander and EMG.
 DISPLAY_BAND = (0.5, 40.0)
@@ -80,6 +80,12 @@ def integration_taps(fs: float, window_s: float = 0.150) -> np.ndarray:
     return np.full(n, 1.0 / n)
 
 
+def delay_samples(sos: np.ndarray, fs: float, at_hz: float = 15.0) -> int:
+    """Group delay of a filter at QRS frequencies, in whole samples, to place marks where R is."""
+    _, gd = group_delay(sos2tf(sos), w=[at_hz], fs=fs)
+    return int(round(float(gd[0])))
+
+
 def one_shot(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Filter a whole signal exactly as :class:`StreamingSOS` would chunk by chunk (for offline use)."""
     x = np.asarray(x, dtype=np.float64)
@@ -93,6 +99,7 @@ __all__ = [
     "QRS_BAND",
     "StreamingFIR",
     "StreamingSOS",
+    "delay_samples",
     "derivative_taps",
     "design_display_filter",
     "design_qrs_filter",

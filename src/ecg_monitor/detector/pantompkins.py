@@ -21,7 +21,7 @@ Decision rules (Pan & Tompkins 1985, with Hamilton & Tompkins' peak handling):
   but only from peaks that stand out of the noise, so a flat or noisy line invents no beat.
 
 The R mark is placed on the largest excursion of the display-band ECG (0.5-40 Hz) before the
-integrator peak, where annotators put the R wave.
+integrator peak, less that filter's group delay, where annotators put the R wave.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.filters import (
     StreamingFIR,
     StreamingSOS,
+    delay_samples,
     derivative_taps,
     design_display_filter,
     design_qrs_filter,
@@ -56,12 +57,13 @@ class DetectorConfig:
     rr_high_ratio: float = 1.16
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
-    r_search_s: float = 0.250  # look-back from the integrator peak for the R extremum
+    r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
     bls_ratio: float = 0.125
     relearn_s: float = 3.0  # silence after which thresholds are learnt again
-    relearn_prominence: float = 4.0  # a relearnt peak must beat the median peak by this factor
+    relearn_prominence: float = 4.0  # relearnt peaks must beat the median peak by this factor
+    relearn_min_peaks: int = 3
     min_qrs_mv: float = 0.02  # QRS-band amplitude below which nothing is a beat
     history_s: float = 12.0
 
@@ -87,13 +89,14 @@ class PanTompkinsDetector:
         self._refractory = s(cfg.refractory_s)
         self._twave = s(cfg.twave_window_s)
         self._learn = s(cfg.learn_s)
-        self._r_search = s(cfg.r_search_s)
+        self._r_search = (s(cfg.r_search_s[0]), s(cfg.r_search_s[1]))
         self._bls = s(cfg.bls_window_s)
         self._bls_pair = s(cfg.bls_pair_s)
         self._relearn = s(cfg.relearn_s)
         self._mwi_len = len(integration_taps(self.fs))
 
         self._display = StreamingSOS(design_display_filter(self.fs))
+        self._display_delay = delay_samples(self._display.sos, self.fs)
         self._qrs = StreamingSOS(design_qrs_filter(self.fs))
         self._deriv = StreamingFIR(derivative_taps(self.fs))
         self._integ = StreamingFIR(integration_taps(self.fs))
@@ -122,7 +125,7 @@ class PanTompkinsDetector:
         self._rr_misses = 0
         self._rr2_mean = 0.0
         self._learn_until = self._learn
-        self._searched_after: int | None = None  # last QRS whose search-back found nothing
+        self._next_search: int | None = None  # retry time after a search-back found nothing
         self._out: list[Beat] = []
 
     # ------------------------------------------------------------------ signal chain
@@ -131,6 +134,16 @@ class PanTompkinsDetector:
         x = np.asarray(chunk, dtype=np.float64).ravel()
         shown = [self._update_block(x[i : i + self._block]) for i in range(0, x.size, self._block)]
         self.last_display = np.concatenate(shown) if shown else np.zeros(0)
+        out, self._out = self._out, []
+        return out
+
+    def flush(self) -> list[Beat]:
+        """End of stream: decide the peak still held, with the samples there are."""
+        if self._held is not None:
+            peak, self._held = self._held, None
+            self._decide(peak, self.n)
+        if not self._learnt and self._learning:
+            self._finish_learning(self.n)
         out, self._out = self._out, []
         return out
 
@@ -230,9 +243,9 @@ class PanTompkinsDetector:
         return peak
 
     def _r_mark(self, peak: _Peak) -> int:
-        lo = max(peak.index - self._r_search, self.display.start)
-        seg = self.display.get(lo, peak.index + 1)
-        return lo + int(np.argmax(np.abs(seg)))
+        lo = max(peak.index - self._r_search[0], self.display.start)
+        seg = self.display.get(lo, max(lo + 1, peak.index - self._r_search[1]))
+        return max(0, lo + int(np.argmax(np.abs(seg))) - self._display_delay)
 
     # ------------------------------------------------------------------ thresholds
     def _thresholds(self) -> tuple[float, float]:
@@ -253,9 +266,10 @@ class PanTompkinsDetector:
     def _search_deadline(self) -> int | None:
         if not self._learnt or self._last_qrs is None or not self._rr2:
             return None
-        if self._searched_after == self._last_qrs:
-            return None
-        return self._last_qrs + int(self.cfg.rr_missed_ratio * self._rr2_mean)
+        deadline = self._last_qrs + int(self.cfg.rr_missed_ratio * self._rr2_mean)
+        if self._next_search is not None and self._next_search > deadline:
+            return self._next_search
+        return deadline
 
     # ------------------------------------------------------------------ decisions
     def _finish_learning(self, t: int) -> None:
@@ -316,6 +330,7 @@ class PanTompkinsDetector:
             self._add_rr(peak.index - self._last_qrs)
         self._last_qrs = peak.index
         self._last_slope = peak.slope
+        self._next_search = None
         self._candidates = deque(p for p in self._candidates if p.index > peak.index + self._refractory)
         self._out.append(Beat(sample=self._r_mark(peak), emitted_at=t, search_back=search_back))
 
@@ -344,20 +359,27 @@ class PanTompkinsDetector:
             if p.mwi > h * thr_i and p.filtered > max(h * thr_f, self.cfg.min_qrs_mv) and self._plausible(p):
                 if best is None or p.mwi > best.mwi:
                     best = p
-        if best is None:  # a real pause: wait for the next QRS
-            self._searched_after = self._last_qrs
+        if best is None:  # maybe a real pause: look again one RR later at the newer peaks
+            self._next_search = t + max(1, int(self._rr2_mean))
             return
         self._accept(best, t, search_back=True)
 
     def _maybe_relearn(self, peak: _Peak, t: int) -> None:
-        """After a long silence, learn the thresholds again from peaks that stand out."""
+        """After a long silence, learn the thresholds again from peaks that stand out.
+
+        Only a repeated pattern counts (several peaks of comparable size well above the typical
+        one), so a lone T wave in a real pause or noise on a flat line does not become a beat.
+        """
         since = peak.index - (self._last_qrs if self._last_qrs is not None else 0)
         if since < self._relearn:
             return
         recent = [p for p in self._candidates if p.index > peak.index - self._relearn]
-        if len(recent) < 2:
+        if len(recent) < self.cfg.relearn_min_peaks:
             return
         mwi = np.array([p.mwi for p in recent])
-        if np.max(mwi) < self.cfg.relearn_prominence * np.median(mwi):
+        strong = mwi >= 0.3 * mwi.max()
+        if strong.sum() < self.cfg.relearn_min_peaks:
+            return
+        if np.median(mwi[strong]) < self.cfg.relearn_prominence * np.median(mwi):
             return
         self._set_levels(recent)

@@ -35,3 +35,7 @@ class DetectorPipeline:
         start = self.detector.n
         beats = self.detector.update(chunk)
         return PipelineOutput(start=start, filtered=self.detector.last_display, beats=beats)
+
+    def flush(self) -> list[Beat]:
+        """End of stream (record over, source ended): finish the beats still pending."""
+        return self.detector.flush()

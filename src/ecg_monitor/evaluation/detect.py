@@ -46,6 +46,7 @@ def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
     t0 = time.perf_counter()
     for chunk in iter_chunks(record.signal, chunk_size):
         beats.extend(pipeline.update(chunk).beats)
+    beats.extend(pipeline.flush())
     return beats, time.perf_counter() - t0
 
 
