@@ -62,7 +62,7 @@ class DetectorConfig:
     bls_pair_s: float = 0.150
     bls_ratio: float = 0.125
     relearn_s: float = 3.0  # silence after which thresholds are learnt again
-    relearn_prominence: float = 4.0  # relearnt peaks must beat the median peak by this factor
+    relearn_prominence: float = 4.0  # relearnt peaks must beat the other peaks by this factor
     relearn_min_peaks: int = 3
     min_qrs_mv: float = 0.02  # QRS-band amplitude below which nothing is a beat
     history_s: float = 12.0
@@ -380,6 +380,6 @@ class PanTompkinsDetector:
         strong = mwi >= 0.3 * mwi.max()
         if strong.sum() < self.cfg.relearn_min_peaks:
             return
-        if np.median(mwi[strong]) < self.cfg.relearn_prominence * np.median(mwi):
+        if strong.all() or np.median(mwi[strong]) < self.cfg.relearn_prominence * np.median(mwi[~strong]):
             return
         self._set_levels(recent)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecg_monitor.evaluation import detect
+from ecg_monitor.evaluation import detect, noise
 from ecg_monitor.replay.records import RecordError
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecg-eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (detect,):
+    for module in (detect, noise):
         module.add_parser(sub)
     return parser
 

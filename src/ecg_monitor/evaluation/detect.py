@@ -59,7 +59,12 @@ def reference_beats(name: str, data_dir: str | None, record: Record) -> tuple[np
 
 
 def evaluate_record(name: str, data_dir: str | None, chunk_size: int) -> RecordResult:
-    record = read_record(name, data_dir)
+    """Read a record, run the pipeline over it and score it against its annotations."""
+    return evaluate_signal(name, data_dir, read_record(name, data_dir), chunk_size)
+
+
+def evaluate_signal(name: str, data_dir: str | None, record: Record, chunk_size: int) -> RecordResult:
+    """Run the pipeline over ``record`` (possibly altered, e.g. noisy) and score it."""
     beats, seconds = detect_record(record, chunk_size)
     ref, vf = reference_beats(name, data_dir, record)
     det = np.array([b.sample for b in beats], dtype=np.int64)

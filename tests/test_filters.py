@@ -1,0 +1,82 @@
+"""Streaming filters equal one-shot filtering; the ring buffer addresses samples absolutely."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter, sosfreqz
+
+from ecg_monitor.detector.filters import (
+    StreamingFIR,
+    StreamingSOS,
+    delay_samples,
+    derivative_taps,
+    design_display_filter,
+    design_qrs_filter,
+    one_shot,
+)
+from ecg_monitor.detector.ringbuffer import RingBuffer
+
+FS = 360.0
+
+
+def _chunked(filt, x: np.ndarray, size: int) -> np.ndarray:
+    return np.concatenate([filt.update(x[i : i + size]) for i in range(0, len(x), size)])
+
+
+@pytest.mark.parametrize("size", [1, 7, 360, 5000])
+def test_streaming_sos_equals_one_shot(size: int) -> None:
+    x = np.random.default_rng(1).normal(0.3, 1.0, 5000)
+    sos = design_display_filter(FS, notch_hz=60.0)
+    np.testing.assert_allclose(_chunked(StreamingSOS(sos), x, size), one_shot(sos, x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 13, 4000])
+def test_streaming_fir_equals_lfilter(size: int) -> None:
+    x = np.random.default_rng(2).normal(size=4000)
+    taps = derivative_taps(FS)
+    np.testing.assert_allclose(_chunked(StreamingFIR(taps), x, size), lfilter(taps, [1.0], x), atol=1e-12)
+
+
+def _gain(sos: np.ndarray, hz: float) -> float:
+    return float(abs(sosfreqz(sos, worN=[hz], fs=FS)[1][0]))
+
+
+def test_display_band_keeps_qrs_and_drops_wander_mains() -> None:
+    plain, notched = design_display_filter(FS), design_display_filter(FS, notch_hz=60.0)
+    assert _gain(plain, 10.0) > 0.95
+    assert _gain(plain, 0.05) < 0.02  # baseline wander
+    assert _gain(plain, 150.0) < 0.1
+    assert _gain(notched, 60.0) < 0.01 < _gain(plain, 60.0)
+
+
+def test_qrs_band_prefers_qrs_over_t_waves() -> None:
+    sos = design_qrs_filter(FS)
+    assert _gain(sos, 10.0) > 0.9
+    assert _gain(sos, 2.0) < 0.2  # T waves live here
+
+
+def test_filter_starts_without_ringing_on_an_offset() -> None:
+    y = StreamingSOS(design_display_filter(FS)).update(np.full(720, -0.4))
+    assert np.max(np.abs(y)) < 1e-9
+
+
+def test_display_delay_is_a_few_samples() -> None:
+    assert 1 <= delay_samples(design_display_filter(FS), FS) <= 4
+
+
+def test_notch_outside_band_is_refused() -> None:
+    with pytest.raises(ValueError, match="notch"):
+        design_display_filter(FS, notch_hz=200.0)
+
+
+def test_ring_buffer_absolute_indexing() -> None:
+    rb = RingBuffer(10)
+    rb.extend(np.arange(7.0))
+    rb.extend(np.arange(7.0, 16.0))
+    assert (rb.start, rb.end) == (6, 16)
+    np.testing.assert_array_equal(rb.get(8, 12), [8.0, 9.0, 10.0, 11.0])
+    rb.extend(np.arange(16.0, 40.0))  # longer than the buffer
+    np.testing.assert_array_equal(rb.get(30, 40), np.arange(30.0, 40.0))
+    with pytest.raises(IndexError):
+        rb.get(29, 31)
