@@ -66,6 +66,7 @@ class DetectorConfig:
     relearn_min_peaks: int = 3
     min_qrs_mv: float = 0.02  # QRS-band amplitude below which nothing is a beat
     history_s: float = 12.0
+    notch_hz: float | None = None  # mains notch on the display band (50 or 60 Hz), off by default
 
 
 @dataclass
@@ -95,7 +96,7 @@ class PanTompkinsDetector:
         self._relearn = s(cfg.relearn_s)
         self._mwi_len = len(integration_taps(self.fs))
 
-        self._display = StreamingSOS(design_display_filter(self.fs))
+        self._display = StreamingSOS(design_display_filter(self.fs, notch_hz=cfg.notch_hz))
         self._display_delay = delay_samples(self._display.sos, self.fs)
         self._qrs = StreamingSOS(design_qrs_filter(self.fs))
         self._deriv = StreamingFIR(derivative_taps(self.fs))
