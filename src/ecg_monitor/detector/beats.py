@@ -17,7 +17,10 @@ class Beat:
 
     ``sample`` is the R mark (absolute sample index of the stream); ``emitted_at`` is how many
     samples had been received when the beat was decided, so ``emitted_at - sample`` is the
-    algorithmic delay a live monitor cannot avoid.
+    algorithmic delay a live monitor cannot avoid. Once classified, ``emitted_at`` is when the
+    label was given (the classifier waits for the samples after the R mark), ``probabilities``
+    are the model's, in :data:`AAMI_CLASSES` order (None when the beat was not classified), and
+    ``short_history`` says the rhythm features had fewer than three RR intervals to go on.
     """
 
     sample: int
@@ -25,3 +28,4 @@ class Beat:
     label: str = UNCLASSIFIED
     search_back: bool = False
     probabilities: tuple[float, ...] | None = None
+    short_history: bool = False

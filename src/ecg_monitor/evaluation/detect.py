@@ -89,11 +89,19 @@ def write_beats(result: RecordResult, out_dir: Path, fmt: str) -> Path:
         return out_dir / f"{result.name}.test"
     path = out_dir / f"{result.name}.csv"
     with path.open("w") as fh:
-        fh.write("sample,time_s,label,delay_ms,search_back\n")
-        for b, s in zip(result.beats, own):
-            delay = (b.emitted_at - b.sample) * 1000.0 / rec.fs
-            fh.write(f"{s},{s / rec.source_fs:.4f},{b.label},{delay:.1f},{int(b.search_back)}\n")
+        fh.write(BEATS_CSV_HEADER)
+        fh.writelines(beat_csv_row(b, int(s), rec.fs, rec.source_fs) for b, s in zip(result.beats, own))
     return path
+
+
+BEATS_CSV_HEADER = "sample,time_s,label,delay_ms,search_back\n"
+
+
+def beat_csv_row(beat: Beat, own_sample: int, fs: float, own_fs: float) -> str:
+    """One beats-CSV row (also written by the monitor's ``--beats-csv``): the R mark in the
+    record's own numbering ``own_sample`` at ``own_fs``, the decision delay from ``fs`` samples."""
+    delay = (beat.emitted_at - beat.sample) * 1000.0 / fs
+    return f"{own_sample},{own_sample / own_fs:.4f},{beat.label},{delay:.1f},{int(beat.search_back)}\n"
 
 
 def _pct(x: float) -> str:
@@ -160,5 +168,6 @@ def run(args: argparse.Namespace) -> int:
         print(f" {len(r.beats)} beats, Se {_pct(r.ec57.se)} +P {_pct(r.ec57.ppv)}", file=sys.stderr, flush=True)
     print(format_report(results))
     if args.out_dir is not None:
-        print(f"beats written to {args.out_dir} ({args.format}; label Q = not classified)")
+        print(f"beats written to {args.out_dir} ({args.format}; labels N S V F Q from the int8 beat "
+              "classifier, Q = unclassifiable window; delay_ms = R peak -> labelled beat)")
     return 0

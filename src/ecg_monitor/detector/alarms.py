@@ -1,0 +1,128 @@
+"""The worker's alarm stage: beat rhythm rules, the VF waveform detector and signal quality.
+
+Everything runs on sample time in a fixed order (0.5 s quality/VF ticks, beats at the sample
+where the detector decided them, silence timers), so a record gives the same alarm events at
+the same samples whatever the chunking and whatever the replay speed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ecg_monitor.detector.pipeline import PipelineOutput
+from ecg_monitor.detector.quality import BlockQuality, QualityJudge
+from ecg_monitor.detector.ringbuffer import RingBuffer
+from ecg_monitor.detector.rules import AlarmBook, AlarmEvent, Criteria, RhythmRules
+from ecg_monitor.detector.vf import VFDetector
+
+TICK_S = 0.5
+#: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
+#: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
+DECISION_DELAY_S = 0.6
+
+
+class Debounce:
+    """A condition must hold ``on`` ticks in a row to start an alarm and fail ``off`` to end it."""
+
+    def __init__(self, on: int, off: int) -> None:
+        self.on, self.off = on, off
+        self.active = False
+        self._count = 0
+
+    def update(self, condition: bool) -> bool:
+        if condition != self.active:
+            self._count += 1
+            if self._count >= (self.on if condition else self.off):
+                self.active, self._count = condition, 0
+        else:
+            self._count = 0
+        return self.active
+
+
+class AlarmEngine:
+    """``update(raw_chunk, pipeline_output)`` -> alarm events, in sample order."""
+
+    def __init__(self, fs: float, criteria: Criteria | None = None) -> None:
+        self.fs = fs
+        self.book = AlarmBook()
+        self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S)
+        self.vf = VFDetector(fs)
+        self.quality = QualityJudge(fs)
+        self._tick = int(round(TICK_S * fs))
+        self._next_tick = self._tick
+        cap = self.vf.window + 2 * self._tick
+        self._raw = RingBuffer(cap)
+        self._display = RingBuffer(cap)
+        self._debounce = {
+            "ventricular_fibrillation": Debounce(2, 2),
+            "lead_off": Debounce(2, 2),
+            "signal_saturated": Debounce(2, 2),
+            "signal_noisy": Debounce(6, 4),
+        }
+        self.n = 0
+        self.last_quality = BlockQuality()
+
+    @property
+    def active(self) -> dict[str, AlarmEvent]:
+        return self.book.active
+
+    @property
+    def heart_rate_bpm(self) -> float | None:
+        return self.rules.heart_rate_bpm
+
+    def update(self, raw: np.ndarray, out: PipelineOutput) -> list[AlarmEvent]:
+        """Consume one chunk (raw mV and the pipeline's output for it), in tick-sized pieces so
+        the look-back buffers always hold what a tick needs."""
+        beats = sorted(out.beats, key=lambda b: b.emitted_at)
+        k = 0
+        for i in range(0, len(raw), self._tick):
+            piece = raw[i : i + self._tick]
+            self._raw.extend(piece)
+            self._display.extend(out.filtered[i : i + self._tick])
+            self.n += len(piece)
+            while k < len(beats) and beats[k].emitted_at <= self.n:
+                self._advance(beats[k].emitted_at, timers_inclusive=False)
+                self.rules.beat(beats[k].sample, beats[k].emitted_at, beats[k].label)
+                k += 1
+            self._advance(self.n, timers_inclusive=True)
+        return self.book.take()
+
+    def close(self, detail: str) -> list[AlarmEvent]:
+        """End every active alarm (end of stream), so the log shows no alarm left open."""
+        hr = self.heart_rate_bpm
+        for alarm in list(self.book.active):
+            self.book.set(alarm, False, self.n, hr, detail)
+        return self.book.take()
+
+    def _advance(self, t: int, timers_inclusive: bool) -> None:
+        """Run ticks (at or before ``t``) and timers (before ``t``, or at it) in time order."""
+        while True:
+            due = self.rules.due()
+            timer = due is not None and (due < t or (timers_inclusive and due == t))
+            tick = self._next_tick <= t
+            if tick and (not timer or self._next_tick <= due):
+                self._on_tick(self._next_tick)
+                self._next_tick += self._tick
+            elif timer:
+                self.rules.fire(due)
+            else:
+                return
+
+    def _on_tick(self, t: int) -> None:
+        if t - self._tick < self._raw.start:  # history lost (cannot happen with sane chunks)
+            return
+        q = self.quality.judge(self._raw.get(t - self._tick, t))
+        self.last_quality = q
+        if q.unusable:
+            self.rules.mark_unusable(t)
+        hr = self.heart_rate_bpm
+        detail = "no samples" if q.missing else "flat line" if q.flat else ""
+        self._set("lead_off", q.missing or q.flat, t, hr, detail)
+        self._set("signal_saturated", q.saturated, t, hr, "signal stuck at the amplifier's limit")
+        self._set("signal_noisy", q.noisy, t, hr, "muscle or electrode noise")
+        w = self.vf.window
+        vf = t - w >= self._display.start and self.vf.is_vf(self._display.get(t - w, t))
+        self._set("ventricular_fibrillation", vf, t, hr, f"flutter/fibrillation waveform for {w / self.fs:.0f} s")
+
+    def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
+        self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

@@ -1,0 +1,65 @@
+"""The view's ZeroMQ SUB socket, drained without blocking under a per-frame time budget.
+
+The frame clock calls ``drain`` once per frame: it takes whatever is queued (never waits), stops
+when the budget is spent, and leaves the rest for the next frame. If the view ever falls behind
+for good, the SUB queue fills to its high-water mark and the worker's PUB socket drops messages
+for this subscriber only; the worker itself never waits for the view. The gaps that follow show
+on the trace and in the drop counter.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import zmq
+
+from ecg_monitor import runtime
+from ecg_monitor.streamer.messages import Message, MessageError, decode
+
+#: The worker's outputs the view shows (``chunk`` and ``source`` are streamer -> worker traffic).
+VIEW_TOPICS = (b"trace", b"beats", b"alarm", b"status")
+
+
+class Subscriber:
+    """SUB socket connected to one or more worker endpoints."""
+
+    def __init__(self, endpoints: Iterable[str], topics: Iterable[bytes] = VIEW_TOPICS,
+                 hwm: int = 2000, context: zmq.Context | None = None) -> None:
+        self._own_context = context is None
+        self.context = context or zmq.Context()
+        self.socket = runtime.socket(self.context, zmq.SUB, hwm=hwm)
+        for topic in topics:
+            self.socket.subscribe(topic)
+        self.endpoints = list(endpoints)
+        for endpoint in self.endpoints:
+            self.socket.connect(endpoint)
+        self.received = 0
+        self.malformed = 0
+        self.last_message_at: float | None = None  # time.monotonic() of the latest message
+
+    def drain(self, handle: Callable[[Message], None], budget_s: float = 0.006) -> int:
+        """Hand every queued message to ``handle`` until none is left or ``budget_s`` is spent."""
+        deadline = time.perf_counter() + budget_s
+        n = 0
+        while time.perf_counter() < deadline:
+            try:
+                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                break
+            n += 1
+            try:
+                message = decode(frames)
+            except MessageError:
+                self.malformed += 1
+                continue
+            handle(message)
+        if n:
+            self.received += n
+            self.last_message_at = time.monotonic()
+        return n
+
+    def close(self) -> None:
+        self.socket.close(0)
+        if self._own_context:
+            self.context.term()

@@ -1,0 +1,161 @@
+"""``ecg-monitor``: start and supervise the monitor's processes.
+
+    source --(streamer)--> chunks --> detector worker --> events --> live view | alarm log | console
+
+The source is opened (record read, arguments checked) and the beat classifier loaded before
+any process starts, so a bad record, folder or model is a one-line error. Then the worker
+starts, then the subscribers (alarm log; live view, or the console with ``--headless``), and the
+streamer last, once everyone listens. A worker that dies is restarted at once by the
+supervisor (its endpoints are rebound, the others reconnect by themselves); the event is
+printed and logged. Ctrl-C or SIGTERM stops every process, streamer
+first, and removes the ipc sockets. A finite source (a replay) ends the headless monitor when
+the console and the alarm log have seen its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ecg_monitor import PIPELINE_FS, alarm_log, console, runtime
+from ecg_monitor.detector import worker
+from ecg_monitor.detector.classifier import ModelError
+from ecg_monitor.detector.pipeline import DetectorPipeline
+from ecg_monitor.replay.records import RecordError
+from ecg_monitor.replay.source import ReplaySource
+from ecg_monitor.streamer import publisher
+from ecg_monitor.streamer.source import Source, SourceError
+from ecg_monitor.streamer.sources import add_source_arguments, open_source
+from ecg_monitor.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
+
+END_TIMEOUT_S = 60.0  # after the streamer died, wait this long for the subscribers to see the end
+
+
+def _live_view():
+    """The GUI's entry module, or the reason it cannot run here (then the monitor runs headless)."""
+    try:
+        from ecg_monitor.gui import app
+    except ImportError as exc:
+        return None, str(exc)
+    return app, ""
+
+
+def _run_view(events: str, options, ready) -> int:
+    """The live view as a supervised child (Qt is imported only in this process)."""
+    stop = runtime.StopFlag(child=True, name="ecg-live-view")
+    app, _ = _live_view()
+    return app.run_live_view(events, options, stop=lambda: bool(stop), ready=ready.set)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecg-monitor", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_source_arguments(p)
+    g = p.add_argument_group("outputs")
+    g.add_argument("--headless", action="store_true", help="no live view: print status lines instead")
+    g.add_argument("--alarms-csv", type=Path, default=Path("ecg-monitor-alarms.csv"),
+                   help="alarm log, appended (default ecg-monitor-alarms.csv)")
+    g.add_argument("--beats-csv", type=Path, help="headless: write every beat here (ecg-eval detect's columns)")
+    g.add_argument("--stats-json", type=Path, help="headless: write latency/throughput statistics here at the end")
+    g.add_argument("--status-every", type=float, default=2.0, metavar="SEC", help="headless status line period")
+    g = p.add_argument_group("endpoints (default: private ipc sockets)")
+    g.add_argument("--chunks-endpoint", help="where the worker takes chunks, e.g. tcp://0.0.0.0:5555")
+    g.add_argument("--events-endpoint", help="where the worker publishes, e.g. tcp://127.0.0.1:5556")
+    g.add_argument("--remote-source", action="store_true",
+                   help="start no streamer: take chunks from streamers on other machines that connect to "
+                        "--chunks-endpoint (python -m ecg_monitor.streamer.publisher --connect ...)")
+    app, _ = _live_view()
+    if app is not None:
+        app.add_gui_arguments(p)
+    return p
+
+
+def _endpoints(args: argparse.Namespace) -> runtime.Endpoints:
+    if args.chunks_endpoint and args.events_endpoint:
+        return runtime.Endpoints(args.chunks_endpoint, args.events_endpoint)
+    private = runtime.Endpoints.private()
+    return runtime.Endpoints(args.chunks_endpoint or private.chunks, args.events_endpoint or private.events)
+
+
+def _subscribers(args: argparse.Namespace, source: Source | None, events: str) -> list[Child]:
+    """The alarm log and the user's view (console when headless): what listens to the worker."""
+    finite = source is not None and (source.duration_s is not None or args.duration is not None)
+    subs = [Child("alarm-log", alarm_log.run, (alarm_log.AlarmLogConfig(events, args.alarms_csv,
+                                                                         exit_on_end=finite),), restart=True)]
+    app, why = (None, "") if args.headless else _live_view()
+    if app is None and not args.headless:
+        log(f"live view unavailable ({why}); running headless")
+    if app is None:
+        own_fs = source.record.source_fs if isinstance(source, ReplaySource) else None
+        cfg = console.ConsoleConfig(events, args.status_every, args.beats_csv, args.stats_json, own_fs,
+                                    exit_on_end=finite)
+        subs.append(Child("console", console.run, (cfg,)))
+    else:
+        subs.append(Child("live-view", _run_view, (events, app.view_options(args))))
+    return subs
+
+
+def supervise(args: argparse.Namespace, source: Source | None) -> int:
+    """Run the processes until stopped, the view closes or a finite source has been consumed."""
+    stop = runtime.StopFlag(child=False)
+    endpoints = _endpoints(args)
+    sup = Supervisor(endpoints, stop)
+    wk = Child("worker", worker.run, (worker.WorkerConfig(endpoints.chunks, endpoints.events),), restart=True)
+    subs = _subscribers(args, source, endpoints.events)
+    alarms, view = subs[0], subs[-1]
+    streamer = None if source is None else Child(
+        "streamer", publisher.run, (source, publisher.PublisherConfig(endpoints.chunks, args.speed, args.chunk,
+                                                                      args.duration)))
+    try:
+        sup.start(wk)
+        for child in subs:
+            sup.start(child, wait=False)
+        sup.wait_ready(subs)
+        if streamer is not None:
+            sup.start(streamer, wait=False)
+        feed = (f"{source.source_id} at {source.fs:g} Hz, speed {args.speed:g}" if source is not None
+                else "waiting for remote streamers")
+        log(f"{feed}; worker pid {wk.proc.pid}; alarm log {args.alarms_csv}; "
+            f"endpoints {endpoints.chunks} {endpoints.events}")
+        streamer_done: float | None = None
+        while not stop and view.proc.is_alive():
+            time.sleep(0.05)
+            sup.keep_alive(wk, subs)
+            if streamer is not None and streamer_done is None and not streamer.proc.is_alive():
+                streamer_done = time.monotonic()
+                log(f"streamer exited with code {streamer.proc.exitcode}: source treated as ended")
+                sup.end_of_source(source, streamer.proc.exitcode)
+            if streamer_done is not None and time.monotonic() - streamer_done > END_TIMEOUT_S:
+                log("the source ended but the subscribers did not finish; stopping")
+                break
+        if not stop and view.proc.exitcode not in (None, 0):
+            log(f"{view.name} exited with code {view.proc.exitcode}")
+        if not stop and alarms.args[0].exit_on_end:
+            alarms.proc.join(STOP_TIMEOUT_S)  # a finished replay: let the log write its last rows
+    except RuntimeError as exc:
+        log(f"error: {exc}")
+        return 1
+    finally:
+        sup.shutdown()
+        endpoints.cleanup()
+    log("stopped" if stop else "done")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.remote_source and not args.chunks_endpoint:
+            raise SourceError("--remote-source needs --chunks-endpoint, e.g. tcp://0.0.0.0:5555")
+        source = None if args.remote_source else open_source(args)
+        DetectorPipeline(source.fs if source else PIPELINE_FS)  # the beat classifier loads before anything starts
+    except (SourceError, RecordError, ModelError, ValueError) as exc:
+        print(f"ecg-monitor: error: {exc}", file=sys.stderr)
+        return 2
+    return supervise(args, source)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
