@@ -20,7 +20,8 @@ class Beat:
     algorithmic delay a live monitor cannot avoid. Once classified, ``emitted_at`` is when the
     label was given (the classifier waits for the samples after the R mark), ``probabilities``
     are the model's, in :data:`AAMI_CLASSES` order (None when the beat was not classified), and
-    ``short_history`` says the rhythm features had fewer than three RR intervals to go on.
+    ``short_history`` says the rhythm features had fewer than three RR intervals to go on;
+    ``detected_at`` keeps the detector's own decision time.
     """
 
     sample: int
@@ -29,3 +30,4 @@ class Beat:
     search_back: bool = False
     probabilities: tuple[float, ...] | None = None
     short_history: bool = False
+    detected_at: int | None = None  # when the detector decided, if the label came later

@@ -174,7 +174,7 @@ class BeatFeatureExtractor:
         out = []
         while self._pending:
             beat = self._pending.popleft()
-            out.append((replace(beat, emitted_at=max(beat.emitted_at, self.n)), self._features(beat, usable=False)))
+            out.append((replace(beat, emitted_at=max(beat.emitted_at, self.n), detected_at=beat.emitted_at), self._features(beat, usable=False)))
         return out
 
     # ------------------------------------------------------------------ samples
@@ -198,7 +198,7 @@ class BeatFeatureExtractor:
         while self._pending and self._pending[0].sample + self.spec.post <= self.n:
             beat = self._pending.popleft()
             done = max(beat.emitted_at, beat.sample + self.spec.post)
-            out.append((replace(beat, emitted_at=done), self._features(beat)))
+            out.append((replace(beat, emitted_at=done, detected_at=beat.emitted_at), self._features(beat)))
         return out
 
     # ------------------------------------------------------------------ one beat

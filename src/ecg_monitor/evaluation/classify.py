@@ -31,8 +31,13 @@ from ecg_monitor.detector.classifier import (
 from ecg_monitor.detector.features import extract_features
 from ecg_monitor.detector.pipeline import run_signal
 from ecg_monitor.evaluation.classmetrics import MACRO_CLASSES, class_scores, macro_f1
-from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, MATCH_WINDOW_S, excluded_intervals, match_beats
-from ecg_monitor.evaluation.ec57 import _inside as inside_spans
+from ecg_monitor.evaluation.ec57 import (
+    AAMI_OF_SYMBOL,
+    MATCH_WINDOW_S,
+    excluded_intervals,
+    inside_spans,
+    match_beats,
+)
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL, MAPPING_NOTE
 from ecg_monitor.replay import PACED, parse_record_spec, read_annotations, read_record
 

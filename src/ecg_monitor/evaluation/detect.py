@@ -128,17 +128,17 @@ def format_report(results: list[RecordResult]) -> str:
     )
     fs = results[0].record.fs if results else 360.0
     mean, sd = gross.offset_stats_ms(fs)
-    delays = np.concatenate(
-        [np.array([b.emitted_at - b.sample for b in r.beats], dtype=float) for r in results] or [np.zeros(0)]
-    ) * 1000.0 / fs
+    beats = [b for r in results for b in r.beats]
     samples = sum(len(r.record.signal) for r in results)
     seconds = sum(r.seconds for r in results)
     lines.append(f"R-mark offset vs reference: mean {mean:+.1f} ms, jitter (SD) {sd:.1f} ms")
-    if delays.size:
-        lines.append(
-            f"emission delay (R peak -> beat decided): median {np.median(delays):.0f} ms, "
-            f"p95 {np.percentile(delays, 95):.0f} ms"
-        )
+    if beats:
+        detected = np.array([(b.detected_at if b.detected_at is not None else b.emitted_at) - b.sample
+                             for b in beats], dtype=float) * 1000.0 / fs
+        labelled = np.array([b.emitted_at - b.sample for b in beats], dtype=float) * 1000.0 / fs
+        for what, d in (("beat decided", detected), ("labelled beat out", labelled)):
+            lines.append(f"emission delay (R peak -> {what}): median {np.median(d):.0f} ms, "
+                         f"p95 {np.percentile(d, 95):.0f} ms")
     if seconds > 0:
         lines.append(
             f"pipeline speed: {samples / seconds:,.0f} samples/s = {samples / fs / seconds:,.0f} x real time"

@@ -122,7 +122,8 @@ def excluded_intervals(samples: np.ndarray, symbols: np.ndarray, end: int) -> li
     return spans
 
 
-def _inside(x: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+def inside_spans(x: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Which positions fall in any of the (inclusive) spans."""
     mask = np.zeros(len(x), dtype=bool)
     for a, b in spans:
         mask |= (x >= a) & (x <= b)
@@ -145,8 +146,8 @@ def score_record(
     det = np.sort(np.asarray(det_samples, dtype=np.int64))
     m = match_beats(ref, det, int(round(MATCH_WINDOW_S * fs)))
     spans = exclude or []
-    ref_ok = (ref >= start) & ~_inside(ref, spans)
-    det_ok = (det >= start) & ~_inside(det, spans)
+    ref_ok = (ref >= start) & ~inside_spans(ref, spans)
+    det_ok = (det >= start) & ~inside_spans(det, spans)
     tp_pairs = m.pairs[ref_ok[m.pairs[:, 0]]] if len(m.pairs) else m.pairs
     return DetectionScore(
         tp=len(tp_pairs),
