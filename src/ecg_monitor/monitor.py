@@ -15,6 +15,7 @@ the console and the alarm log have seen its end.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,15 @@ def _live_view():
     except ImportError as exc:
         return None, str(exc)
     return app, ""
+
+
+def _no_display() -> str:
+    """Why no window can open here ('' when one can): then the monitor runs headless."""
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return ""
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return ""
+    return "no display: DISPLAY and WAYLAND_DISPLAY are unset"
 
 
 def _run_view(events: str, options, ready) -> int:
@@ -85,6 +95,11 @@ def _subscribers(args: argparse.Namespace, source: Source | None, events: str) -
     subs = [Child("alarm-log", alarm_log.run, (alarm_log.AlarmLogConfig(events, args.alarms_csv,
                                                                          exit_on_end=finite),), restart=True)]
     app, why = (None, "") if args.headless else _live_view()
+    if app is not None and _no_display():
+        if getattr(args, "screenshot", None) is not None:
+            os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+        else:
+            app, why = None, _no_display()
     if app is None and not args.headless:
         log(f"live view unavailable ({why}); running headless")
     if app is None:

@@ -84,11 +84,15 @@ class Supervisor:
             while not child.ready.wait(0.05):
                 if not child.proc.is_alive():
                     raise RuntimeError(f"{child.name} exited during start-up (code {child.proc.exitcode})")
-                if self.stop or time.monotonic() - t0 > READY_TIMEOUT_S:
+                if self.stop:
+                    return  # stopping (e.g. SIGTERM to the whole process group): no error to report
+                if time.monotonic() - t0 > READY_TIMEOUT_S:
                     raise RuntimeError(f"{child.name} not ready after {time.monotonic() - t0:.0f} s")
 
     def keep_alive(self, wk: Child, subs: list[Child]) -> None:
         """Restart the worker whenever it is gone, and a restartable subscriber that failed."""
+        if self.stop:
+            return
         if not wk.proc.is_alive():
             self.restart_worker(wk)
         for child in subs:
