@@ -1,20 +1,26 @@
-"""The live view fed by a real detector worker over ZeroMQ, and its screenshot option."""
+"""The live view fed by a real detector worker over ZeroMQ, its screenshot option, and its
+source controls driving a real monitor."""
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PySide6 import QtGui  # noqa: E402
+from PySide6 import QtCore, QtGui  # noqa: E402
 
 from ecg_monitor import runtime  # noqa: E402
+from ecg_monitor.control import ControlClient  # noqa: E402
 from ecg_monitor.detector import worker  # noqa: E402
 from ecg_monitor.gui import colors  # noqa: E402
 from ecg_monitor.gui.subscriber import Subscriber  # noqa: E402
@@ -102,3 +108,62 @@ def test_screenshot_option_writes_a_png(tmp_path) -> None:
     image = QtGui.QImage(str(out))
     assert out.stat().st_size > 10_000 and image.width() >= 1000 and image.height() >= 600
     assert count_pixels(image, colors.TRACE) > 500  # the trace was drawn, not an empty window
+
+
+@pytest.fixture
+def monitored_view(qtbot, tmp_path, data_dir) -> Iterator[tuple[LiveView, Path]]:
+    """A headless monitor playing the synthetic device at 4x, and a live view of it whose controls
+    send source requests to that monitor's supervisor; yields the view and the monitor's log."""
+    log = tmp_path / "monitor.log"
+    cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--demo", "--headless", "--speed", "4",
+           "--data-dir", str(data_dir), "--alarms-csv", str(tmp_path / "alarms.csv")]
+    with log.open("w") as fh:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (m := re.search(r"endpoints \S+ (ipc://\S+) (ipc://\S+)", log.read_text())):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        view = LiveView()
+        qtbot.addWidget(view)
+        view.attach(Subscriber([m.group(1)]))
+        view.attach_control(ControlClient(m.group(2)))
+        view.show()
+        qtbot.waitUntil(lambda: view.status.get("source") == "synthetic", timeout=30000)
+        yield view, log
+        view.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+
+
+def apply_source(qtbot, view: LiveView, kind: str, record: str = "", speed: str = "1") -> None:
+    """Choose a source and a speed in the controls and press Apply, as the operator does."""
+    c = view.controls
+    c.kind.setCurrentText(kind)
+    c.record.setCurrentText(record)
+    c.new_speed.setCurrentText(speed)
+    qtbot.mouseClick(c.apply, QtCore.Qt.MouseButton.LeftButton)
+
+
+def test_apply_switches_the_monitor_from_the_synthetic_device_to_a_replay(qtbot, monitored_view) -> None:
+    view, log = monitored_view
+    assert view.controls.apply.isEnabled()
+    apply_source(qtbot, view, "replay", "100", "10")
+    qtbot.waitUntil(lambda: view.controls.reply.text() == "ok: replay:100 at 360 Hz, speed 10", timeout=15000)
+    qtbot.waitUntil(lambda: view.status.get("source") == "replay:100"
+                    and sum(view.status.get("beats_by_class", {}).values()) >= 10, timeout=20000)
+    assert view.status["source_state"] == "connected"
+    assert view.stream is not None and view.stream[0] == "replay:100"  # the trace follows
+    assert "source switched: replay:100 at 360 Hz, speed 10" in log.read_text()
+
+
+def test_a_bad_record_is_refused_and_the_current_source_keeps_streaming(qtbot, monitored_view) -> None:
+    view, log = monitored_view
+    apply_source(qtbot, view, "replay", "999")
+    qtbot.waitUntil(lambda: view.controls.reply.text().startswith("refused: record '999' not found"),
+                    timeout=15000)
+    samples = view.status["samples"]
+    qtbot.waitUntil(lambda: view.status["samples"] > samples + 2 * 360, timeout=10000)
+    assert view.status["source"] == "synthetic" and view.status["source_state"] == "connected"
+    assert "refused: record '999' not found" in log.read_text()

@@ -9,18 +9,23 @@ streamer last, once everyone listens. A worker that dies is restarted at once by
 supervisor (its endpoints are rebound, the others reconnect by themselves); the event is
 printed and logged. Ctrl-C or SIGTERM stops every process, streamer
 first, and removes the ipc sockets. A finite source (a replay) ends the headless monitor when
-the console and the alarm log have seen its end.
+the console and the alarm log have seen its end; the live view stays open after it.
+
+The live view's Apply button sends a source request to the supervisor (``control.py``): the
+new source is opened first (a bad one is refused, the current one keeps streaming), then the
+streamer is replaced by one playing the new source, from its start, at the requested speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from pathlib import Path
 
-from ecg_monitor import PIPELINE_FS, alarm_log, console, runtime
+from ecg_monitor import PIPELINE_FS, alarm_log, console, control, runtime
 from ecg_monitor.detector import worker
 from ecg_monitor.detector.classifier import ModelError
 from ecg_monitor.detector.pipeline import DetectorPipeline
@@ -83,17 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _endpoints(args: argparse.Namespace) -> runtime.Endpoints:
-    if args.chunks_endpoint and args.events_endpoint:
-        return runtime.Endpoints(args.chunks_endpoint, args.events_endpoint)
+    """The command line's chunk and event endpoints, private ipc for the rest (control always)."""
     private = runtime.Endpoints.private()
-    return runtime.Endpoints(args.chunks_endpoint or private.chunks, args.events_endpoint or private.events)
+    return runtime.Endpoints(args.chunks_endpoint or private.chunks, args.events_endpoint or private.events,
+                             private.control)
 
 
-def _subscribers(args: argparse.Namespace, source: Source | None, events: str) -> list[Child]:
+def _subscribers(args: argparse.Namespace, source: Source | None, endpoints: runtime.Endpoints) -> list[Child]:
     """The alarm log and the user's view (console when headless): what listens to the worker."""
-    finite = source is not None and (source.duration_s is not None or args.duration is not None)
-    subs = [Child("alarm-log", alarm_log.run, (alarm_log.AlarmLogConfig(events, args.alarms_csv,
-                                                                         exit_on_end=finite),), restart=True)]
+    events = endpoints.events
     app, why = (None, "") if args.headless else _live_view()
     if app is not None and _no_display():
         if getattr(args, "screenshot", None) is not None:
@@ -102,14 +105,63 @@ def _subscribers(args: argparse.Namespace, source: Source | None, events: str) -
             app, why = None, _no_display()
     if app is None and not args.headless:
         log(f"live view unavailable ({why}); running headless")
+    # Only the headless monitor ends with a finite source; the view can switch to another one.
+    finite = app is None and source is not None and (source.duration_s is not None or args.duration is not None)
+    subs = [Child("alarm-log", alarm_log.run, (alarm_log.AlarmLogConfig(events, args.alarms_csv,
+                                                                         exit_on_end=finite),), restart=True)]
     if app is None:
         own_fs = source.record.source_fs if isinstance(source, ReplaySource) else None
         cfg = console.ConsoleConfig(events, args.status_every, args.beats_csv, args.stats_json, own_fs,
                                     exit_on_end=finite)
         subs.append(Child("console", console.run, (cfg,)))
     else:
-        subs.append(Child("live-view", _run_view, (events, app.view_options(args))))
+        subs.append(Child("live-view", _run_view, (events, app.view_options(args, endpoints.control))))
     return subs
+
+
+class Feed:
+    """The monitor's own source and the streamer child playing it (none with ``--remote-source``)."""
+
+    def __init__(self, source: Source | None, args: argparse.Namespace, chunks: str) -> None:
+        self.source, self.args, self.chunks = source, args, chunks
+        self.streamer = None if source is None else Child("streamer", publisher.run, self._streamer_args())
+        self.done: float | None = None  # when the streamer exited
+
+    def _streamer_args(self) -> tuple:
+        a = self.args
+        return self.source, publisher.PublisherConfig(self.chunks, a.speed, a.chunk, a.duration)
+
+    def describe(self) -> str:
+        if self.source is None:
+            return "waiting for remote streamers"
+        speed = "max" if math.isinf(self.args.speed) else f"{self.args.speed:g}"
+        return f"{self.source.source_id} at {self.source.fs:g} Hz, speed {speed}"
+
+    def switch(self, sup: Supervisor, argv: list[str]) -> str:
+        """Replace the streamer by one playing the source ``argv`` asks for; raise (and change
+        nothing) when that source cannot be opened."""
+        if self.streamer is None:
+            raise SourceError("this monitor takes remote streamers (--remote-source): it plays no source")
+        source, args = control.open_request(argv, self.args)
+        sup.stop_child(self.streamer)
+        sup.end_of_source(self.source, f"switched to {source.source_id}")
+        self.source, self.args, self.done = source, args, None
+        self.streamer.args = self._streamer_args()
+        sup.start(self.streamer, wait=False)
+        return self.describe()
+
+
+def _serve(server: control.ControlServer, sup: Supervisor, feed: Feed, timeout_s: float) -> None:
+    """Wait at most ``timeout_s`` for source requests and answer each one."""
+    for peer, argv in server.receive(timeout_s):
+        try:
+            detail = feed.switch(sup, argv)
+        except (SourceError, RecordError, ValueError) as exc:
+            log(f"source request {' '.join(argv)!r} refused: {exc}")
+            server.reply(peer, "refused", str(exc))
+        else:
+            log(f"source switched: {detail}")
+            server.reply(peer, "ok", detail)
 
 
 def supervise(args: argparse.Namespace, source: Source | None) -> int:
@@ -118,31 +170,29 @@ def supervise(args: argparse.Namespace, source: Source | None) -> int:
     endpoints = _endpoints(args)
     sup = Supervisor(endpoints, stop)
     wk = Child("worker", worker.run, (worker.WorkerConfig(endpoints.chunks, endpoints.events),), restart=True)
-    subs = _subscribers(args, source, endpoints.events)
+    subs = _subscribers(args, source, endpoints)
     alarms, view = subs[0], subs[-1]
-    streamer = None if source is None else Child(
-        "streamer", publisher.run, (source, publisher.PublisherConfig(endpoints.chunks, args.speed, args.chunk,
-                                                                      args.duration)))
+    feed = Feed(source, args, endpoints.chunks)
+    server = control.ControlServer(endpoints.control)
     try:
         sup.start(wk)
         for child in subs:
             sup.start(child, wait=False)
         sup.wait_ready(subs)
-        if streamer is not None:
-            sup.start(streamer, wait=False)
-        feed = (f"{source.source_id} at {source.fs:g} Hz, speed {args.speed:g}" if source is not None
-                else "waiting for remote streamers")
-        log(f"{feed}; worker pid {wk.proc.pid}; alarm log {args.alarms_csv}; "
-            f"endpoints {endpoints.chunks} {endpoints.events}")
-        streamer_done: float | None = None
+        if feed.streamer is not None:
+            sup.start(feed.streamer, wait=False)
+        log(f"{feed.describe()}; worker pid {wk.proc.pid}; alarm log {args.alarms_csv}; "
+            f"endpoints {endpoints.chunks} {endpoints.events} {endpoints.control}")
         while not stop and view.proc.is_alive():
-            time.sleep(0.05)
+            _serve(server, sup, feed, 0.05)
             sup.keep_alive(wk, subs)
-            if streamer is not None and streamer_done is None and not streamer.proc.is_alive():
-                streamer_done = time.monotonic()
+            streamer = feed.streamer
+            if streamer is not None and feed.done is None and not streamer.proc.is_alive():
+                feed.done = time.monotonic()
                 log(f"streamer exited with code {streamer.proc.exitcode}: source treated as ended")
-                sup.end_of_source(source, streamer.proc.exitcode)
-            if streamer_done is not None and time.monotonic() - streamer_done > END_TIMEOUT_S:
+                sup.end_of_source(feed.source, f"streamer exited with code {streamer.proc.exitcode}")
+            if (alarms.args[0].exit_on_end and feed.done is not None
+                    and time.monotonic() - feed.done > END_TIMEOUT_S):
                 log("the source ended but the subscribers did not finish; stopping")
                 break
         if not stop and view.proc.exitcode not in (None, 0):
@@ -153,6 +203,7 @@ def supervise(args: argparse.Namespace, source: Source | None) -> int:
         log(f"error: {exc}")
         return 1
     finally:
+        server.close()
         sup.shutdown()
         endpoints.cleanup()
     log("stopped" if stop else "done")

@@ -17,7 +17,8 @@ RECONNECT_MS = 50  # subscribers and streamers find a restarted worker quickly
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Where the worker listens for chunks (``chunks``) and publishes its results (``events``).
+    """Where the worker listens for chunks (``chunks``) and publishes its results (``events``),
+    and where the supervisor takes the live view's source requests (``control``, optional).
 
     The worker binds both; streamers connect to ``chunks`` and subscribers to ``events``. Any
     ZeroMQ transport works: ``ipc://`` (default, private folder) or ``tcp://`` so that a source
@@ -26,18 +27,19 @@ class Endpoints:
 
     chunks: str
     events: str
+    control: str | None = None
 
     @classmethod
     def private(cls) -> Endpoints:
         """ipc endpoints in a fresh folder, so several monitors can run side by side."""
         folder = tempfile.mkdtemp(prefix="ecg-monitor-")
-        return cls(f"ipc://{folder}/chunks", f"ipc://{folder}/events")
+        return cls(f"ipc://{folder}/chunks", f"ipc://{folder}/events", f"ipc://{folder}/control")
 
     def cleanup(self) -> None:
         """Remove the ipc socket files and their folder (nothing to do for tcp)."""
         folders = set()
-        for ep in (self.chunks, self.events):
-            if ep.startswith("ipc://"):
+        for ep in (self.chunks, self.events, self.control):
+            if ep and ep.startswith("ipc://"):
                 path = ep[len("ipc://"):]
                 folders.add(os.path.dirname(path))
                 if os.path.exists(path):

@@ -113,25 +113,31 @@ class Supervisor:
         log(f"detector worker died (exit code {code}); restarted as incarnation {child.starts - 1} "
             f"in {time.monotonic() - t0:.2f} s")
 
-    def end_of_source(self, source: Source, code: int) -> None:
-        """The streamer died without saying the source ended: say it for it."""
+    def end_of_source(self, source: Source, detail: str) -> None:
+        """Tell the worker that ``source`` ended (its streamer died, or was replaced, without
+        saying so)."""
         ctx = zmq.Context()
         sock = runtime.socket(ctx, zmq.PUSH, linger_ms=1000)
         sock.connect(self.endpoints.chunks)
         sock.send_multipart(encode("source", {
             "source": source.source_id, "state": SourceState.ENDED.value, "fs": source.fs,
-            "next_sample": 0, "counters": {}, "detail": f"streamer exited with code {code}",
+            "next_sample": 0, "counters": {}, "detail": detail,
         }))
         sock.close()
         ctx.term()
 
     def shutdown(self) -> None:
-        """Stop children in start order reversed (streamer first), escalating to SIGKILL."""
+        """Stop children in start order reversed (streamer first)."""
         for child in reversed(self.children):
-            if child.proc is not None and child.proc.is_alive():
-                child.proc.terminate()
-                child.proc.join(STOP_TIMEOUT_S)
-                if child.proc.is_alive():
-                    log(f"{child.name} did not stop; killing it")
-                    child.proc.kill()
-                    child.proc.join()
+            self.stop_child(child)
+
+    @staticmethod
+    def stop_child(child: Child) -> None:
+        """SIGTERM one child and wait for it, escalating to SIGKILL."""
+        if child.proc is not None and child.proc.is_alive():
+            child.proc.terminate()
+            child.proc.join(STOP_TIMEOUT_S)
+            if child.proc.is_alive():
+                log(f"{child.name} did not stop; killing it")
+                child.proc.kill()
+                child.proc.join()

@@ -70,6 +70,7 @@ class Worker:
         self.pull.bind(cfg.chunks)
         self.pub.bind(cfg.events)
         self.stream: Stream | None = None
+        self.finished = False  # the stream has ended: the next chunk starts a new one
         self.continuity = ContinuityCheck(int(cfg.max_fill_s * PIPELINE_FS))
         self.source_state = "waiting"
         self.source_detail = ""
@@ -149,6 +150,7 @@ class Worker:
     def _start_stream(self, msg: Message) -> None:
         self.stream = Stream(msg["source"], float(msg["fs"]), msg["first_sample"])
         self.source_state = SourceState.CONNECTED.value
+        self.finished = False
 
     def _end_stream(self, detail: str) -> None:
         """Finish the beats still pending and close every alarm, so nothing is left open."""
@@ -158,12 +160,8 @@ class Worker:
         self._publish_beats(s.pipeline.flush(), time.monotonic())
         self._publish_alarms(s.alarms.close(detail))
 
-    @property
-    def _ended(self) -> bool:
-        return self.source_state == SourceState.ENDED.value
-
     def on_chunk(self, msg: Message, t_received: float) -> None:
-        if self.stream is None or self._ended:  # the first chunk, or a new run after the end
+        if self.stream is None or self.finished:  # the first chunk, or a new run after the end
             self._start_stream(msg)
         s = self.stream
         if msg["source"] != s.source or msg["fs"] != s.fs:
@@ -187,15 +185,16 @@ class Worker:
 
     def on_source(self, msg: Message) -> None:
         """Source state: shown in status; the first ``ended`` finishes the stream (its figures
-        stay in status until a new run starts)."""
-        if self.stream is not None and not self._ended and msg["source"] != self.stream.source:
+        stay in status until a new run starts, even when its source announces itself before its
+        first chunk)."""
+        if self.stream is not None and not self.finished and msg["source"] != self.stream.source:
             self.continuity.counters.foreign += 1
             return
-        was_ended = self._ended
         self.source_counters = msg["counters"]
         self.source_state = msg["state"]
         self.source_detail = msg["detail"]
-        if self._ended and not was_ended:
+        if self.source_state == SourceState.ENDED.value and not self.finished:
+            self.finished = True
             self._end_stream(f"source ended: {msg['detail']}" if msg["detail"] else "source ended")
             self.continuity.restart()
             self.publish_status()

@@ -2,6 +2,7 @@
 
 ``ecg-monitor`` (without ``--headless``) runs :func:`run_live_view` as one more subscriber
 process; it never talks back to the worker, so the worker runs the same with or without it.
+Its only outgoing messages are source requests to the supervisor (``ViewOptions.control``).
 With ``--screenshot PATH`` the view saves a PNG of its window once it has shown ``--duration``
 seconds of data (or the source ended) and exits: that works offscreen (``QT_QPA_PLATFORM``).
 """
@@ -34,6 +35,7 @@ class ViewOptions:
     screenshot: Path | None = None
     duration_s: float | None = None  # seconds of data before the screenshot
     timeout_s: float = 120.0  # give up on a screenshot when no data comes for this long
+    control: str | None = None  # the supervisor's control endpoint; None: source cannot be changed
 
 
 def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,11 +48,13 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-grid", action="store_true", help="no ECG-paper grid behind the trace")
 
 
-def view_options(args: argparse.Namespace) -> ViewOptions:
+def view_options(args: argparse.Namespace, control: str | None = None) -> ViewOptions:
+    """The parsed options, and the endpoint where source requests go (see ``ecg_monitor.control``)."""
     duration = getattr(args, "duration", None)
     if args.screenshot is not None and duration is None:
         duration = DEFAULT_SCREENSHOT_S
-    return ViewOptions(fps=args.fps, grid=not args.no_grid, screenshot=args.screenshot, duration_s=duration)
+    return ViewOptions(fps=args.fps, grid=not args.no_grid, screenshot=args.screenshot, duration_s=duration,
+                       control=control)
 
 
 def lower_priority() -> None:
@@ -73,6 +77,7 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
     import pyqtgraph as pg
     from PySide6 import QtCore
 
+    from ecg_monitor.control import ControlClient
     from ecg_monitor.gui.subscriber import Subscriber
     from ecg_monitor.gui.window import LiveView
 
@@ -81,6 +86,8 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
     view = LiveView(fps=options.fps, grid=options.grid)
     subscriber = Subscriber([endpoints] if isinstance(endpoints, str) else endpoints)
     view.attach(subscriber)
+    if options.control is not None:
+        view.attach_control(ControlClient(options.control))
     view.show()
     if ready is not None:
         ready()

@@ -20,6 +20,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ecg_monitor import PIPELINE_FS
+from ecg_monitor.control import ControlClient
 from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import AlarmBanner
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm
@@ -54,6 +55,7 @@ class LiveView(QtWidgets.QMainWindow):
         self.setStyleSheet(STYLE)
         self.board = AlarmBoard()
         self.subscriber: Subscriber | None = None
+        self.control: ControlClient | None = None
         self.frozen = False
         self.status: dict[str, Any] = {}
         self.stream: tuple[str, str] | None = None  # (source, worker) of the trace shown
@@ -74,6 +76,7 @@ class LiveView(QtWidgets.QMainWindow):
         self._paint_log: deque[tuple[float, int]] = deque()  # (time, trace paints) per frame
 
         self.controls.pauseToggled.connect(self.set_frozen)
+        self.controls.sourceRequested.connect(self.request_source)
         self.banner.acknowledgeRequested.connect(lambda: self.acknowledge())
         self.banner.audioPauseRequested.connect(lambda: self.board.pause_audio(time.monotonic()))
         self.alarm_list.acknowledgeRequested.connect(self.acknowledge)
@@ -111,12 +114,20 @@ class LiveView(QtWidgets.QMainWindow):
         """Drain this subscriber at the start of every frame; the window closes it on close."""
         self.subscriber = subscriber
 
+    def attach_control(self, client: ControlClient) -> None:
+        """Send the controls' source requests here and show the replies; closed with the window."""
+        self.control = client
+        self.controls.enable_source_choice()
+
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Stop the frame clock before the socket goes, so no frame drains a closed socket."""
         self.timer.stop()
         if self.subscriber is not None:
             self.subscriber.close()
             self.subscriber = None
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         super().closeEvent(event)
 
     @property
@@ -189,12 +200,21 @@ class LiveView(QtWidgets.QMainWindow):
         self.frozen = frozen
         self.trace.dirty = True
 
+    def request_source(self, argv: list[str]) -> None:
+        """Ask the monitor to play the source ``argv`` names (the Apply button)."""
+        if self.control is None:
+            return
+        sent = self.control.request_source(argv)
+        self.controls.show_reply(("requested: " if sent else "not sent (monitor busy): ") + " ".join(argv))
+
     # ------------------------------------------------------------------ drawing
     def frame(self) -> None:
         """One tick of the frame clock: take queued data, then redraw what changed."""
         now = time.monotonic()
         if self.subscriber is not None:
             self.subscriber.drain(self.apply)
+        for reply in self.control.replies() if self.control is not None else ():
+            self.controls.show_reply(f"{reply['result']}: {reply['detail']}")
         if not self.frozen:
             self.trace.advance(now)
             self.trace.redraw()

@@ -32,6 +32,9 @@ Kinds (``[P]`` = has a payload):
   ``heart_rate_bpm``, ``beats_by_class``, ``active_alarms``, ``continuity`` (chunks, gaps,
   gap_samples, duplicates, malformed, foreign), ``latency_ms`` (compute and end_to_end, each
   p50/p95/p99/n) and ``source_counters``.
+* ``control`` live view -> monitor: ``cmd`` (``"source"``) and ``argv`` (list of strings, the
+  source options of ``ecg-monitor``, e.g. ``["--replay", "207", "--speed", "4"]``).
+* ``reply`` monitor -> live view: ``cmd``, ``result`` (ok/refused) and ``detail``.
 
 ``worker`` is ``"<pid>:<incarnation>"``; a subscriber that sees it change knows the worker was
 restarted. Any frame that does not follow this schema makes :func:`decode` raise
@@ -66,10 +69,13 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
               "detail": str},
     "status": {"source": str, "worker": str, "incarnation": int, "source_state": str,
                "samples": int, "continuity": dict, "latency_ms": dict},
+    "control": {"cmd": str, "argv": list},
+    "reply": {"cmd": str, "result": str, "detail": str},
 }
 WITH_PAYLOAD = frozenset({"chunk", "trace"})
 PRIORITIES = ("high", "medium", "low")
 EVENTS = ("onset", "end")
+RESULTS = ("ok", "refused")
 
 
 class MessageError(ValueError):
@@ -108,6 +114,10 @@ def _check(kind: str, header: dict[str, Any]) -> None:
         raise MessageError(f"{kind}: dtype {header['dtype']!r} not in {sorted(DTYPES)}")
     if kind == "alarm" and (header["priority"] not in PRIORITIES or header["event"] not in EVENTS):
         raise MessageError(f"alarm: bad priority {header['priority']!r} or event {header['event']!r}")
+    if kind == "control" and not all(isinstance(a, str) for a in header["argv"]):
+        raise MessageError("control: argv must be a list of strings")
+    if kind == "reply" and header["result"] not in RESULTS:
+        raise MessageError(f"reply: result {header['result']!r} not in {RESULTS}")
 
 
 def encode(kind: str, header: dict[str, Any], data: np.ndarray | None = None,
