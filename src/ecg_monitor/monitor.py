@@ -98,11 +98,12 @@ def _subscribers(args: argparse.Namespace, source: Source | None, endpoints: run
     """The alarm log and the user's view (console when headless): what listens to the worker."""
     events = endpoints.events
     app, why = (None, "") if args.headless else _live_view()
-    if app is not None and _no_display():
+    no_display = _no_display() if app is not None else ""
+    if no_display:
         if getattr(args, "screenshot", None) is not None:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
         else:
-            app, why = None, _no_display()
+            app, why = None, no_display
     if app is None and not args.headless:
         log(f"live view unavailable ({why}); running headless")
     # Only the headless monitor ends with a finite source; the view can switch to another one.

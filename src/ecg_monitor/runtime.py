@@ -71,9 +71,6 @@ class StopFlag:
     def _set(self, signum: int, frame: object) -> None:
         self._event.set()
 
-    def set(self) -> None:
-        self._event.set()
-
     def __bool__(self) -> bool:
         return self._event.is_set()
 

@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import zmq
 
@@ -107,8 +107,7 @@ class Supervisor:
         if len(self.restarts) > CRASH_LOOP_RESTARTS:
             raise RuntimeError(f"the detector worker died {len(self.restarts)} times in {CRASH_LOOP_S:.0f} s")
         cfg: worker.WorkerConfig = child.args[0]
-        child.args = (worker.WorkerConfig(cfg.chunks, cfg.events, incarnation=child.starts,
-                                          settle_s=RESTART_SETTLE_S),)
+        child.args = (replace(cfg, incarnation=child.starts, settle_s=RESTART_SETTLE_S),)
         self.start(child)
         log(f"detector worker died (exit code {code}); restarted as incarnation {child.starts - 1} "
             f"in {time.monotonic() - t0:.2f} s")

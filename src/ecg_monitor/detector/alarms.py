@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 from ecg_monitor.detector.pipeline import PipelineOutput
-from ecg_monitor.detector.quality import BlockQuality, QualityJudge
+from ecg_monitor.detector.quality import QualityJudge
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.detector.rules import AlarmBook, AlarmEvent, Criteria, RhythmRules
-from ecg_monitor.detector.vf import VFDetector
+from ecg_monitor.detector.vf import VFConfig, VFDetector
 
 TICK_S = 0.5
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
@@ -46,7 +46,7 @@ class AlarmEngine:
         self.fs = fs
         self.book = AlarmBook()
         self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S)
-        self.vf = VFDetector(fs)
+        self.vf = VFDetector(fs, VFConfig(window_s=self.rules.c.vf_s))
         self.quality = QualityJudge(fs)
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
@@ -60,7 +60,6 @@ class AlarmEngine:
             "signal_noisy": Debounce(6, 4),
         }
         self.n = 0
-        self.last_quality = BlockQuality()
 
     @property
     def active(self) -> dict[str, AlarmEvent]:
@@ -112,7 +111,6 @@ class AlarmEngine:
         if t - self._tick < self._raw.start:  # history lost (cannot happen with sane chunks)
             return
         q = self.quality.judge(self._raw.get(t - self._tick, t))
-        self.last_quality = q
         if q.unusable:
             self.rules.mark_unusable(t)
         hr = self.heart_rate_bpm

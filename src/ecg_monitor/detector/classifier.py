@@ -91,10 +91,6 @@ class BeatClassifier:
                     f"{', '.join(map(str, shape))}), the file has {inputs}"
                 )
 
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return AAMI_CLASSES
-
     def predict(self, morphology: np.ndarray, rhythm: np.ndarray) -> np.ndarray:
         """Class probabilities, shape (batch, 5), for stacked feature arrays."""
         feeds = {"morphology": np.asarray(morphology, np.float32), "rhythm": np.asarray(rhythm, np.float32)}

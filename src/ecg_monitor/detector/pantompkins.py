@@ -223,7 +223,7 @@ class PanTompkinsDetector:
             self._held = peak
 
     # ------------------------------------------------------------------ features
-    def _describe(self, peak: _Peak) -> _Peak:
+    def _describe(self, peak: _Peak) -> None:
         """Attach filtered-signal amplitude, maximum slope and the baseline-shift verdict."""
         lo = max(peak.index - self._mwi_len - self._bls // 4, self._qrs_buf.start)
         hi = peak.index + 1
@@ -241,7 +241,6 @@ class PanTompkinsDetector:
         v = self.valid.get(max(peak.index - self._mwi_len, self.valid.start), hi)
         if not v.all():
             peak.is_shift = True  # a gap edge is not a QRS
-        return peak
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)
@@ -281,7 +280,7 @@ class PanTompkinsDetector:
             return
         self._learnt = True
         for p in peaks:
-            self._decide(p, t)
+            self._judge(p, t)
 
     def _set_levels(self, peaks: list[_Peak]) -> bool:
         """Signal level from the strongest peaks, noise level from the typical one."""
@@ -295,11 +294,15 @@ class PanTompkinsDetector:
         return True
 
     def _decide(self, peak: _Peak, t: int) -> None:
-        """Classify a finished integrator peak as QRS or noise (time ``t``)."""
+        """A held peak is finished (time ``t``): describe it, then learn from it or judge it."""
         self._describe(peak)
         if not self._learnt:
             self._learning.append(peak)
             return
+        self._judge(peak, t)
+
+    def _judge(self, peak: _Peak, t: int) -> None:
+        """Classify a described peak as QRS or noise (time ``t``)."""
         thr_i, thr_f = self._thresholds()
         if peak.mwi > thr_i and peak.filtered > thr_f and self._plausible(peak):
             self._accept(peak, t, search_back=False)
@@ -308,7 +311,7 @@ class PanTompkinsDetector:
             self._candidates.append(peak)
         self._npki = 0.125 * peak.mwi + 0.875 * self._npki
         self._npkf = 0.125 * peak.filtered + 0.875 * self._npkf
-        self._maybe_relearn(peak, t)
+        self._maybe_relearn(peak)
 
     def _plausible(self, peak: _Peak) -> bool:
         """Reject baseline shifts, refractory repeats and T waves."""
@@ -365,7 +368,7 @@ class PanTompkinsDetector:
             return
         self._accept(best, t, search_back=True)
 
-    def _maybe_relearn(self, peak: _Peak, t: int) -> None:
+    def _maybe_relearn(self, peak: _Peak) -> None:
         """After a long silence, learn the thresholds again from peaks that stand out.
 
         Only a repeated pattern counts (several peaks of comparable size well above the typical

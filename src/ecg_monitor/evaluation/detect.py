@@ -12,7 +12,7 @@ import numpy as np
 import wfdb
 
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.pipeline import DetectorPipeline
+from ecg_monitor.detector.pipeline import run_signal
 from ecg_monitor.evaluation.ec57 import (
     BEAT_SYMBOLS,
     SKIP_S,
@@ -20,7 +20,7 @@ from ecg_monitor.evaluation.ec57 import (
     excluded_intervals,
     score_record,
 )
-from ecg_monitor.replay import iter_chunks, parse_record_spec, read_annotations, read_record
+from ecg_monitor.replay import parse_record_spec, read_annotations, read_record
 from ecg_monitor.replay.records import Record
 
 #: Annotation symbol written for each AAMI class in WFDB output (bxb maps A to S).
@@ -41,16 +41,16 @@ class RecordResult:
 
 def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
     """Stream a record through a fresh pipeline in chunks; return beats and compute seconds."""
-    pipeline = DetectorPipeline(record.fs)
-    beats: list[Beat] = []
     t0 = time.perf_counter()
-    for chunk in iter_chunks(record.signal, chunk_size):
-        beats.extend(pipeline.update(chunk).beats)
-    beats.extend(pipeline.flush())
+    beats, _ = run_signal(record.signal, record.fs, chunk=chunk_size)
     return beats, time.perf_counter() - t0
 
 
-def reference_beats(name: str, data_dir: str | None, record: Record) -> tuple[np.ndarray, list]:
+#: Reference beat positions (pipeline samples) and the VF episodes excluded from scoring.
+Reference = tuple[np.ndarray, list[tuple[int, int]]]
+
+
+def reference_beats(name: str, data_dir: str | None, record: Record) -> Reference:
     """Reference beat positions (pipeline samples) and VF episodes to exclude."""
     ann = read_annotations(name, data_dir)
     samples = record.from_source_samples(ann.sample)
@@ -60,13 +60,14 @@ def reference_beats(name: str, data_dir: str | None, record: Record) -> tuple[np
 
 def evaluate_record(name: str, data_dir: str | None, chunk_size: int) -> RecordResult:
     """Read a record, run the pipeline over it and score it against its annotations."""
-    return evaluate_signal(name, data_dir, read_record(name, data_dir), chunk_size)
+    record = read_record(name, data_dir)
+    return evaluate_signal(name, record, reference_beats(name, data_dir, record), chunk_size)
 
 
-def evaluate_signal(name: str, data_dir: str | None, record: Record, chunk_size: int) -> RecordResult:
+def evaluate_signal(name: str, record: Record, reference: Reference, chunk_size: int) -> RecordResult:
     """Run the pipeline over ``record`` (possibly altered, e.g. noisy) and score it."""
     beats, seconds = detect_record(record, chunk_size)
-    ref, vf = reference_beats(name, data_dir, record)
+    ref, vf = reference
     det = np.array([b.sample for b in beats], dtype=np.int64)
     return RecordResult(
         name=name,

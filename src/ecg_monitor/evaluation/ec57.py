@@ -12,9 +12,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Annotation symbols that mark a beat (WFDB ``isqrs``), excluding ventricular flutter waves ``!``.
-BEAT_SYMBOLS = frozenset("N L R B A a J S V r F e j n E / f Q ?".split())
-
 #: AAMI EC57 classes of the beat symbols. e and j (escape beats) follow EC57/bxb into S.
 AAMI_OF_SYMBOL: dict[str, str] = {
     **dict.fromkeys("N L R B".split(), "N"),
@@ -23,6 +20,9 @@ AAMI_OF_SYMBOL: dict[str, str] = {
     "F": "F",
     **dict.fromkeys("/ f Q ?".split(), "Q"),
 }
+
+#: Annotation symbols that mark a beat (WFDB ``isqrs``), excluding ventricular flutter waves ``!``.
+BEAT_SYMBOLS = frozenset(AAMI_OF_SYMBOL)
 
 MATCH_WINDOW_S = 0.150
 SKIP_S = 300.0

@@ -83,7 +83,8 @@ def check_port(port: str) -> None:
 class SerialSource(Source):
     """ECG samples from a serial device (framed protocol or ASCII lines), in mV at 360 Hz.
 
-    A device at another rate (``profile.fs``) is resampled on the fly, as replayed records are;
+    A device at another rate (``profile.fs``) is resampled on the fly (``resample.py``, causal and
+    chunk-invariant; replayed records are resampled offline by ``replay.records``);
     counters (frames, samples, gaps) stay in the device's own samples.
 
     States: ``connected`` while the port is open and frames arrive; ``disconnected`` when the

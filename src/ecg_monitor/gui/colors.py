@@ -17,7 +17,6 @@ DIM_TEXT = "#7f8c9a"
 TRACE = "#00e676"  # the classic monitor green
 GRID_MAJOR = "#123d24"  # 5 mm / 0.5 mV squares
 GRID_MINOR = "#0a2015"  # 1 mm / 0.1 mV squares
-ERASE_BAR = "#0b0f14"
 
 #: One colour per AAMI class, chosen to stay distinct from each other on black and from the
 #: green trace: N is quiet (white), ectopy is loud (S amber, V red, F magenta), Q is grey.

@@ -34,7 +34,6 @@ class Subscriber:
         self.endpoints = list(endpoints)
         for endpoint in self.endpoints:
             self.socket.connect(endpoint)
-        self.received = 0
         self.malformed = 0
         self.last_message_at: float | None = None  # time.monotonic() of the latest message
 
@@ -55,7 +54,6 @@ class Subscriber:
                 continue
             handle(message)
         if n:
-            self.received += n
             self.last_message_at = time.monotonic()
         return n
 

@@ -195,6 +195,8 @@ class SweepTrace(pg.PlotWidget):
 
     def add_beat(self, beat: ShownBeat) -> None:
         self.beats.append(beat)
+        while self.beats[0].sample < self.history.start:  # its samples are gone: never drawn again
+            self.beats.popleft()
         self.dirty = beat.sample < self.cursor or self.dirty
 
     def arrival_rate(self) -> float:

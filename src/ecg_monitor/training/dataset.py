@@ -74,9 +74,6 @@ class BeatSet:
     def subset(self, mask: np.ndarray) -> BeatSet:
         return BeatSet(self.morphology[mask], self.rhythm[mask], self.label[mask], self.record[mask])
 
-    def of_records(self, names) -> BeatSet:
-        return self.subset(np.isin(self.record, list(names)))
-
 
 def record_beats(name: str, data_dir: str | os.PathLike[str] | None, spec: FeatureSpec) -> BeatSet:
     """Labelled, classifiable beats of one training record."""
