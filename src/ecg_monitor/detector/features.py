@@ -9,8 +9,10 @@ For each detected beat the classifier sees
   ``on_time_ratio`` of the local mean), so frequent ectopic beats do not become the norm;
 * **rhythm**, from the past only: the RR before the beat, the RR before that, the mean of the 10
   RRs before it (local) and of those in the 5 minutes before it (long-term), their log ratios,
-  and the irregularity of the local RRs (mean absolute successive difference / mean: high in
-  atrial fibrillation, where an early beat is no sign of an ectopic one).
+  and the irregularity of the local RRs (median absolute successive difference / median RR: high
+  in atrial fibrillation, where an early beat is no sign of an ectopic one; medians, because AF is
+  irregular beat after beat, while a few pauses or ectopic beats in sinus rhythm, which would
+  inflate a mean, must not make early beats look like AF).
 
 Nothing after the window's end is used: no post-RR, no record-level statistics, no later beat.
 A beat is therefore ready ``post_s`` after its R mark (or when the detector emits it, if later).
@@ -245,7 +247,7 @@ class BeatFeatureExtractor:
         prev = last_rr if n_past else pre
         recent = np.array([rr for _, rr in islice(reversed(self._rr), self.spec.local_beats)], dtype=float)
         local = float(recent.mean()) if recent.size else prev
-        irregular = float(np.abs(np.diff(recent)).mean() / local) if recent.size > 1 else 0.0
+        irregular = float(np.median(np.abs(np.diff(recent))) / np.median(recent)) if recent.size > 1 else 0.0
         long = self._rr_sum / n_past if n_past else prev
         if known_pre is not None:
             self._rr.append((r, known_pre))

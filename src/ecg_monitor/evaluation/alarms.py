@@ -27,8 +27,8 @@ from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.pipeline import DetectorPipeline, PipelineOutput
 from ecg_monitor.detector.rules import REQUIRED, AlarmBook, Criteria, RhythmRules
-from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, BEAT_SYMBOLS, MATCH_WINDOW_S, excluded_intervals, match_beats
-from ecg_monitor.replay import iter_chunks, parse_record_spec, read_annotations, read_record
+from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, match_beats, match_window, reference_beats
+from ecg_monitor.replay import iter_chunks, parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
 
 BEFORE_S, AFTER_S = 2.0, 10.0
@@ -54,12 +54,11 @@ class Reference:
     flutter: list[tuple[int, int]]
 
 
-def read_reference(name: str, data_dir: str | None, record: Record) -> Reference:
-    ann = read_annotations(name, data_dir)
-    samples = record.from_source_samples(ann.sample)
-    is_beat = np.isin(ann.symbol, sorted(BEAT_SYMBOLS))
-    labels = np.array([AAMI_OF_SYMBOL[s] for s in ann.symbol[is_beat]], dtype=str)
-    return Reference(samples[is_beat], labels, excluded_intervals(samples, ann.symbol, len(record.signal)))
+def read_reference(record: Record, data_dir: str | None) -> Reference:
+    """The annotated beats with their EC57 (bxb) classes, the labels the alarm rules take."""
+    ref = reference_beats(record, data_dir)
+    labels = np.array([AAMI_OF_SYMBOL[s] for s in ref.symbols], dtype=str)
+    return Reference(ref.samples, labels, ref.flutter)
 
 
 def _episodes(events, end: int) -> list[Episode]:
@@ -97,7 +96,7 @@ def reference_episodes(ref: Reference, fs: float, end: int, criteria: Criteria |
 def relabel(beats: list[Beat], ref: Reference, fs: float) -> list[Beat]:
     """Detected beats with the label of the annotated beat they match (Q when none)."""
     det = np.array([b.sample for b in beats], dtype=np.int64)
-    m = match_beats(ref.samples, det, int(round(MATCH_WINDOW_S * fs)))
+    m = match_beats(ref.samples, det, match_window(fs))
     labels = {int(j): str(ref.labels[i]) for i, j in m.pairs}
     return [Beat(b.sample, b.emitted_at, labels.get(k, "Q"), b.search_back) for k, b in enumerate(beats)]
 
@@ -174,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
         record = read_record(name, args.data_dir)
-        ref = read_reference(name, args.data_dir, record)
+        ref = read_reference(record, args.data_dir)
         reference = reference_episodes(ref, record.fs, len(record.signal))
         detected = detected_episodes(record, args.chunk_size, ref if args.labels == "reference" else None)
         scores = score(reference, detected, record.fs)

@@ -33,13 +33,13 @@ from ecg_monitor.detector.pipeline import run_signal
 from ecg_monitor.evaluation.classmetrics import MACRO_CLASSES, class_scores, macro_f1
 from ecg_monitor.evaluation.ec57 import (
     AAMI_OF_SYMBOL,
-    MATCH_WINDOW_S,
-    excluded_intervals,
     inside_spans,
     match_beats,
+    match_window,
+    reference_beats,
 )
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL, MAPPING_NOTE
-from ecg_monitor.replay import PACED, parse_record_spec, read_annotations, read_record
+from ecg_monitor.replay import PACED, parse_record_spec, read_record
 
 K = len(AAMI_CLASSES)
 MODES = ("end-to-end int8", "end-to-end fp32", "reference int8", "reference fp32")
@@ -100,19 +100,17 @@ def classes_of(beats: list[Beat]) -> np.ndarray:
 
 def evaluate_record(name: str, data_dir: str | None, int8: BeatClassifier, fp32: BeatClassifier) -> RecordEval:
     record = read_record(name, data_dir)
-    ann = read_annotations(name, data_dir)
-    samples = record.from_source_samples(ann.sample)
-    spans = excluded_intervals(samples, ann.symbol, len(record.signal))
-    keep = np.isin(ann.symbol, list(CLASS_OF_SYMBOL)) & ~inside_spans(samples, spans)
-    ref, symbols = samples[keep], ann.symbol[keep]
+    reference = reference_beats(record, data_dir)
+    keep = ~inside_spans(reference.samples, reference.flutter)
+    ref, symbols = reference.samples[keep], reference.symbols[keep]
     ref_cls = np.array([AAMI_CLASSES.index(CLASS_OF_SYMBOL[s]) for s in symbols], np.int64)
-    window = int(round(MATCH_WINDOW_S * record.fs))
+    window = match_window(record.fs)
 
     # One detector run and one feature pass (the pipeline's own code), so int8 and fp32 judge
     # the same features; beats in VF episodes are dropped only after classification.
     found, filtered = run_signal(record.signal, record.fs, classifier=None)
     e2e = extract_features(record.signal, filtered, found, int8.spec)
-    ok = ~inside_spans(np.array([b.sample for b, _ in e2e], np.int64), spans)
+    ok = ~inside_spans(np.array([b.sample for b, _ in e2e], np.int64), reference.flutter)
     beats = [b for b, k in zip(int8.classify(e2e), ok) if k]
     beats_fp32 = [b for b, k in zip(fp32.classify(e2e), ok) if k]
     det = np.array([b.sample for b in beats], np.int64)

@@ -14,13 +14,13 @@ import wfdb
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.pipeline import run_signal
 from ecg_monitor.evaluation.ec57 import (
-    BEAT_SYMBOLS,
     SKIP_S,
     DetectionScore,
-    excluded_intervals,
+    ReferenceBeats,
+    reference_beats,
     score_record,
 )
-from ecg_monitor.replay import parse_record_spec, read_annotations, read_record
+from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
 
 #: Annotation symbol written for each AAMI class in WFDB output (bxb maps A to S).
@@ -46,28 +46,16 @@ def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
     return beats, time.perf_counter() - t0
 
 
-#: Reference beat positions (pipeline samples) and the VF episodes excluded from scoring.
-Reference = tuple[np.ndarray, list[tuple[int, int]]]
-
-
-def reference_beats(name: str, data_dir: str | None, record: Record) -> Reference:
-    """Reference beat positions (pipeline samples) and VF episodes to exclude."""
-    ann = read_annotations(name, data_dir)
-    samples = record.from_source_samples(ann.sample)
-    is_beat = np.isin(ann.symbol, sorted(BEAT_SYMBOLS))
-    return samples[is_beat], excluded_intervals(samples, ann.symbol, len(record.signal))
-
-
 def evaluate_record(name: str, data_dir: str | None, chunk_size: int) -> RecordResult:
     """Read a record, run the pipeline over it and score it against its annotations."""
     record = read_record(name, data_dir)
-    return evaluate_signal(name, record, reference_beats(name, data_dir, record), chunk_size)
+    return evaluate_signal(name, record, reference_beats(record, data_dir), chunk_size)
 
 
-def evaluate_signal(name: str, record: Record, reference: Reference, chunk_size: int) -> RecordResult:
+def evaluate_signal(name: str, record: Record, reference: ReferenceBeats, chunk_size: int) -> RecordResult:
     """Run the pipeline over ``record`` (possibly altered, e.g. noisy) and score it."""
     beats, seconds = detect_record(record, chunk_size)
-    ref, vf = reference
+    ref, vf = reference.samples, reference.flutter
     det = np.array([b.sample for b in beats], dtype=np.int64)
     return RecordResult(
         name=name,

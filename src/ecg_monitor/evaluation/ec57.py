@@ -8,9 +8,12 @@ not defined.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ecg_monitor.replay.records import Record, read_annotations
 
 #: AAMI EC57 classes of the beat symbols. e and j (escape beats) follow EC57/bxb into S.
 AAMI_OF_SYMBOL: dict[str, str] = {
@@ -26,6 +29,11 @@ BEAT_SYMBOLS = frozenset(AAMI_OF_SYMBOL)
 
 MATCH_WINDOW_S = 0.150
 SKIP_S = 300.0
+
+
+def match_window(fs: float) -> int:
+    """The 150 ms match window in samples at ``fs``, so every scorer pairs beats alike."""
+    return int(round(MATCH_WINDOW_S * fs))
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,7 @@ def score_record(
     """
     ref = np.sort(np.asarray(ref_samples, dtype=np.int64))
     det = np.sort(np.asarray(det_samples, dtype=np.int64))
-    m = match_beats(ref, det, int(round(MATCH_WINDOW_S * fs)))
+    m = match_beats(ref, det, match_window(fs))
     spans = exclude or []
     ref_ok = (ref >= start) & ~inside_spans(ref, spans)
     det_ok = (det >= start) & ~inside_spans(det, spans)
@@ -154,4 +162,27 @@ def score_record(
         fn=int(ref_ok[m.missed].sum()),
         fp=int(det_ok[m.extra].sum()),
         offsets=[det[tp_pairs[:, 1]] - ref[tp_pairs[:, 0]]],
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceBeats:
+    """A record's annotated beats and VF/flutter episodes, in pipeline samples."""
+
+    samples: np.ndarray  # beat positions
+    symbols: np.ndarray  # their annotation symbols; each caller maps them to its own classes
+    flutter: list[tuple[int, int]]  # ``[`` ... ``]`` episodes, where beats are not defined
+
+
+def reference_beats(record: Record, data_dir: str | os.PathLike[str] | None) -> ReferenceBeats:
+    """Read ``record``'s reference annotations onto the pipeline's sample axis.
+
+    One reading for every scorer, so detection, classification, alarms and training labels all
+    compare against the same beats.
+    """
+    ann = read_annotations(record.name, data_dir)
+    samples = record.from_source_samples(ann.sample)
+    is_beat = np.isin(ann.symbol, sorted(BEAT_SYMBOLS))
+    return ReferenceBeats(
+        samples[is_beat], ann.symbol[is_beat], excluded_intervals(samples, ann.symbol, len(record.signal))
     )

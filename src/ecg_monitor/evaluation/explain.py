@@ -17,9 +17,9 @@ from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.classifier import SHIPPED_FP32_MODEL, SHIPPED_METADATA, SHIPPED_MODEL, BeatClassifier
 from ecg_monitor.detector.features import extract_features
 from ecg_monitor.detector.pipeline import run_signal
-from ecg_monitor.evaluation.ec57 import MATCH_WINDOW_S, match_beats
+from ecg_monitor.evaluation.ec57 import match_beats, match_window, reference_beats
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL
-from ecg_monitor.replay import RecordError, read_annotations, read_record
+from ecg_monitor.replay import Record, RecordError, read_record
 
 
 def pick_beats(labels: list[str], n: int) -> list[int]:
@@ -35,18 +35,16 @@ def pick_beats(labels: list[str], n: int) -> list[int]:
     return sorted(set(chosen))
 
 
-def reference_symbols(name: str, data_dir: str | None, record, beats: list[Beat]) -> list[str]:
+def reference_symbols(record: Record, data_dir: str | None, beats: list[Beat]) -> list[str]:
     """The reference symbol (and AAMI class) of each beat, '-' where none is within 150 ms."""
     try:
-        ann = read_annotations(name, data_dir)
+        ref = reference_beats(record, data_dir)
     except RecordError:  # a record without reference annotations can still be explained
         return ["-"] * len(beats)
-    keep = np.isin(ann.symbol, list(CLASS_OF_SYMBOL))
-    ref = record.from_source_samples(ann.sample[keep])
-    m = match_beats(ref, np.array([b.sample for b in beats], np.int64), int(round(MATCH_WINDOW_S * record.fs)))
+    m = match_beats(ref.samples, np.array([b.sample for b in beats], np.int64), match_window(record.fs))
     out = ["-"] * len(beats)
     for r, d in m.pairs:
-        sym = ann.symbol[keep][r]
+        sym = ref.symbols[r]
         out[d] = f"{sym} ({CLASS_OF_SYMBOL[sym]})"
     return out
 
@@ -106,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     target = np.array([AAMI_CLASSES.index(beats[i].label) for i in chosen])
     sal = np.abs(integrated_gradients(net, morph, rhythm, target)[:, 0])
     sal /= np.maximum(sal.max(axis=1, keepdims=True), 1e-12)
-    refs = reference_symbols(args.record, args.data_dir, record, beats)
+    refs = reference_symbols(record, args.data_dir, beats)
     out = args.out or Path("out/explain") / f"{args.record}.png"
     plot(out, args.record, record.fs, int8.spec, [beats[i] for i in chosen], morph, sal, [refs[i] for i in chosen])
     for i in chosen:

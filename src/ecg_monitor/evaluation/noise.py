@@ -7,8 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from ecg_monitor.evaluation.detect import evaluate_signal, reference_beats
-from ecg_monitor.evaluation.ec57 import DetectionScore
+from ecg_monitor.evaluation.detect import evaluate_signal
+from ecg_monitor.evaluation.ec57 import DetectionScore, reference_beats
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise
 from ecg_monitor.replay.records import resolve_data_dir
@@ -45,13 +45,13 @@ def run(args: argparse.Namespace) -> int:
     print("Noise stress test (EC57 rules; noise in nst's protocol: 2 min noisy / 2 min clean after 5 min)")
     print(f"{'noise':>6} {'SNR dB':>7} {'TP':>6} {'FN':>5} {'FP':>5} {'Se%':>7} {'+P%':>7}")
     clean = {n: read_record(n, args.data_dir) for n in names}
-    refs = {n: reference_beats(n, args.data_dir, rec) for n, rec in clean.items()}
+    refs = {n: reference_beats(rec, args.data_dir) for n, rec in clean.items()}
     for kind in kinds:
         for snr in snrs:
             total = DetectionScore()
             for name, rec in clean.items():
                 print(f"  {kind} {snr:g} dB {name} ...", file=sys.stderr, flush=True)
-                noisy = replace(rec, signal=add_noise(rec.signal, refs[name][0], noises[kind], rec.fs, snr))
+                noisy = replace(rec, signal=add_noise(rec.signal, refs[name].samples, noises[kind], rec.fs, snr))
                 total = total + evaluate_signal(name, noisy, refs[name], args.chunk_size).ec57
             print(f"{kind:>6} {snr:7g} {total.tp:6d} {total.fn:5d} {total.fp:5d} "
                   f"{100 * total.se:7.2f} {100 * total.ppv:7.2f}")

@@ -17,9 +17,9 @@ import numpy as np
 from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.features import FeatureSpec, extract_features
 from ecg_monitor.detector.pipeline import run_signal
-from ecg_monitor.evaluation.ec57 import MATCH_WINDOW_S, match_beats
+from ecg_monitor.evaluation.ec57 import match_beats, match_window, reference_beats
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL
-from ecg_monitor.replay import DS1_TRAIN, DS2, read_annotations, read_record
+from ecg_monitor.replay import DS1_TRAIN, DS2, read_record
 from ecg_monitor.replay.records import Record
 
 NO_LABEL = -1
@@ -47,15 +47,12 @@ def check_training_records(names: list[str]) -> list[str]:
 
 def reference_labels(record: Record, beats: list[Beat], data_dir: str | os.PathLike[str] | None) -> np.ndarray:
     """Class index of the reference beat each detected beat matches, else NO_LABEL."""
-    ann = read_annotations(record.name, data_dir)
-    cls = np.array([CLASS_OF_SYMBOL.get(s, "") for s in ann.symbol])
-    keep = cls != ""
-    ref = record.from_source_samples(ann.sample[keep])
+    ref = reference_beats(record, data_dir)
     det = np.array([b.sample for b in beats], dtype=np.int64)
-    m = match_beats(ref, det, int(round(MATCH_WINDOW_S * record.fs)))
+    m = match_beats(ref.samples, det, match_window(record.fs))
     labels = np.full(len(beats), NO_LABEL, dtype=np.int64)
     index = {c: i for i, c in enumerate(AAMI_CLASSES)}
-    labels[m.pairs[:, 1]] = [index[c] for c in cls[keep][m.pairs[:, 0]]]
+    labels[m.pairs[:, 1]] = [index[CLASS_OF_SYMBOL[s]] for s in ref.symbols[m.pairs[:, 0]]]
     return labels
 
 
