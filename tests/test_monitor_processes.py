@@ -138,7 +138,7 @@ def test_streaming_equivalence_with_ecg_eval_detect(tmp_path, data_dir):
     assert "source ended: duration reached" in run.text()
 
 
-@pytest.mark.parametrize("how", ["sigint-group", "sigterm"])
+@pytest.mark.parametrize("how", ["sigint-group", "sigterm-group", "sigterm"])
 def test_stop_leaves_no_orphan_and_no_socket(tmp_path, how):
     run = monitor("--demo", "--headless", "--status-every", "0.5", "--alarms-csv", str(tmp_path / "a.csv"),
                   cwd=tmp_path)
@@ -149,6 +149,8 @@ def test_stop_leaves_no_orphan_and_no_socket(tmp_path, how):
     assert {"ecg-worker", "ecg-streamer", "ecg-alarm-log", "ecg-console"} <= names, names
     if how == "sigint-group":  # what Ctrl-C in a terminal does
         os.killpg(run.proc.pid, signal.SIGINT)
+    elif how == "sigterm-group":  # what `timeout` and service managers do
+        os.killpg(run.proc.pid, signal.SIGTERM)
     else:
         run.proc.send_signal(signal.SIGTERM)
     assert run.finish(20) == 0, run.text()
@@ -158,6 +160,7 @@ def test_stop_leaves_no_orphan_and_no_socket(tmp_path, how):
     assert not [p for p in pids if alive(p)], [(p, comm(p)) for p in pids if alive(p)]
     assert not Path(m.group(1)).exists() and not Path(m.group(2)).exists()
     assert "Traceback" not in run.text()
+    assert "source treated as ended" not in run.text()  # a stop is not a lost source
 
 
 def test_killed_worker_is_restarted_and_the_alarm_log_stays_complete(tmp_path):

@@ -188,7 +188,7 @@ def supervise(args: argparse.Namespace, source: Source | None) -> int:
             _serve(server, sup, feed, 0.05)
             sup.keep_alive(wk, subs)
             streamer = feed.streamer
-            if streamer is not None and feed.done is None and not streamer.proc.is_alive():
+            if not stop and streamer is not None and feed.done is None and not streamer.proc.is_alive():
                 feed.done = time.monotonic()
                 log(f"streamer exited with code {streamer.proc.exitcode}: source treated as ended")
                 sup.end_of_source(feed.source, f"streamer exited with code {streamer.proc.exitcode}")
