@@ -27,7 +27,7 @@ from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.pipeline import DetectorPipeline, PipelineOutput
 from ecg_monitor.detector.rules import REQUIRED, AlarmBook, Criteria, RhythmRules
-from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, match_beats, match_window, reference_beats
+from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, reference_at, reference_beats
 from ecg_monitor.replay import iter_chunks, parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
 
@@ -95,10 +95,8 @@ def reference_episodes(ref: Reference, fs: float, end: int, criteria: Criteria |
 
 def relabel(beats: list[Beat], ref: Reference, fs: float) -> list[Beat]:
     """Detected beats with the label of the annotated beat they match (Q when none)."""
-    det = np.array([b.sample for b in beats], dtype=np.int64)
-    m = match_beats(ref.samples, det, match_window(fs))
-    labels = {int(j): str(ref.labels[i]) for i, j in m.pairs}
-    return [Beat(b.sample, b.emitted_at, labels.get(k, "Q"), b.search_back) for k, b in enumerate(beats)]
+    labels = reference_at(ref.samples, ref.labels, np.array([b.sample for b in beats], np.int64), fs, "Q")
+    return [Beat(b.sample, b.emitted_at, str(lab), b.search_back) for b, lab in zip(beats, labels)]
 
 
 def detected_episodes(record: Record, chunk_size: int, ref: Reference | None = None) -> list[Episode]:

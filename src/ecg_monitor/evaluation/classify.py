@@ -30,12 +30,13 @@ from ecg_monitor.detector.classifier import (
 )
 from ecg_monitor.detector.features import extract_features
 from ecg_monitor.detector.pipeline import run_signal
-from ecg_monitor.evaluation.classmetrics import MACRO_CLASSES, class_scores, macro_f1
+from ecg_monitor.evaluation.classmetrics import MACRO_CLASSES, class_scores, confusion, macro_f1
 from ecg_monitor.evaluation.ec57 import (
     AAMI_OF_SYMBOL,
     inside_spans,
     match_beats,
     match_window,
+    pct,
     reference_beats,
 )
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL, MAPPING_NOTE
@@ -69,11 +70,8 @@ class Tally:
 def tally(ref: np.ndarray, ref_cls: np.ndarray, det: np.ndarray, det_cls: np.ndarray, window: int) -> Tally:
     """Match detections to reference beats and count their classes."""
     m = match_beats(ref, det, window)
-    t = Tally()
-    np.add.at(t.cm, (ref_cls[m.pairs[:, 0]], det_cls[m.pairs[:, 1]]), 1)
-    np.add.at(t.missed, ref_cls[m.missed], 1)
-    np.add.at(t.extra, det_cls[m.extra], 1)
-    return t
+    return Tally(confusion(ref_cls[m.pairs[:, 0]], det_cls[m.pairs[:, 1]], K),
+                 np.bincount(ref_cls[m.missed], minlength=K), np.bincount(det_cls[m.extra], minlength=K))
 
 
 @dataclass
@@ -116,19 +114,16 @@ def evaluate_record(name: str, data_dir: str | None, int8: BeatClassifier, fp32:
     det = np.array([b.sample for b in beats], np.int64)
     ref_beats = [Beat(int(s), int(s)) for s in snap(filtered, ref, int(round(SNAP_S * record.fs)))]
     at_ref = extract_features(record.signal, filtered, ref_beats, int8.spec)
+    det_cls = classes_of(beats)
     tallies = {
-        "end-to-end int8": tally(ref, ref_cls, det, classes_of(beats), window),
+        "end-to-end int8": tally(ref, ref_cls, det, det_cls, window),
         "end-to-end fp32": tally(ref, ref_cls, det, classes_of(beats_fp32), window),
         "reference int8": tally(ref, ref_cls, ref, classes_of(int8.classify(at_ref)), window),
         "reference fp32": tally(ref, ref_cls, ref, classes_of(fp32.classify(at_ref)), window),
     }
     bxb_cls = np.array([AAMI_CLASSES.index(AAMI_OF_SYMBOL[s]) for s in symbols], np.int64)
     delays = np.array([b.emitted_at - b.sample for b in beats], float) * 1000.0 / record.fs
-    return RecordEval(name, tallies, tally(ref, bxb_cls, det, classes_of(beats), window), delays)
-
-
-def _pct(x: float) -> str:
-    return "   n/a" if np.isnan(x) else f"{100 * x:6.2f}"
+    return RecordEval(name, tallies, tally(ref, bxb_cls, det, det_cls, window), delays)
 
 
 def format_confusion(t: Tally) -> list[str]:
@@ -144,7 +139,7 @@ def format_scores(t: Tally) -> list[str]:
     s = t.scores
     rows = [f"{'class':>10} {'Se%':>7} {'+P%':>7} {'F1':>7}"]
     for c in AAMI_CLASSES:
-        rows.append(f"{c:>10} {_pct(s[c].se):>7} {_pct(s[c].ppv):>7} {s[c].f1:7.3f}")
+        rows.append(f"{c:>10} {pct(s[c].se):>7} {pct(s[c].ppv):>7} {s[c].f1:7.3f}")
     rows.append(f"{'macro F1':>10} ({','.join(MACRO_CLASSES)}) {t.macro_f1:.4f}")
     return rows
 
@@ -155,7 +150,7 @@ def format_records(results: list[RecordEval], mode: str) -> list[str]:
     for r in results:
         t = r.tallies[mode]
         s = t.scores
-        cells = " | ".join(f"{c}: {t.cm[i].sum() + t.missed[i]:5d} {_pct(s[c].se)} {_pct(s[c].ppv)}"
+        cells = " | ".join(f"{c}: {t.cm[i].sum() + t.missed[i]:5d} {pct(s[c].se)} {pct(s[c].ppv)}"
                            for c, i in (("S", 1), ("V", 2), ("F", 3)))
         n = t.cm.sum() + t.missed.sum()
         rows.append(f"{r.name:>6} {n:6d} {t.missed.sum():6d} {t.extra.sum():5d} | {cells} | {t.macro_f1:.3f}")
@@ -179,11 +174,11 @@ def format_report(results: list[RecordEval], model: Path) -> str:
     lines += [
         "",
         "summary          " + " ".join(f"{c + ' Se/+P':>14}" for c in MACRO_CLASSES) + "  macro F1",
-        *(f"{m:<16} " + " ".join(f"{_pct(gross[m].scores[c].se)}/{_pct(gross[m].scores[c].ppv).strip():<7}"
+        *(f"{m:<16} " + " ".join(f"{pct(gross[m].scores[c].se)}/{pct(gross[m].scores[c].ppv).strip():<7}"
                                  for c in MACRO_CLASSES) + f"  {gross[m].macro_f1:.4f}" for m in MODES),
         f"int8 - fp32 macro F1: end to end {gross[MODES[0]].macro_f1 - gross[MODES[1]].macro_f1:+.4f}, "
         f"reference positions {gross[MODES[2]].macro_f1 - gross[MODES[3]].macro_f1:+.4f}",
-        f"S with e, j counted as S (bxb mapping), end to end int8: Se {_pct(s.se)} +P {_pct(s.ppv)}",
+        f"S with e, j counted as S (bxb mapping), end to end int8: Se {pct(s.se)} +P {pct(s.ppv)}",
         f"label delay (R mark -> labelled beat output): median {np.median(delays):.0f} ms, "
         f"p95 {np.percentile(delays, 95):.0f} ms, max {np.max(delays):.0f} ms",
     ]

@@ -17,6 +17,7 @@ from ecg_monitor.evaluation.ec57 import (
     SKIP_S,
     DetectionScore,
     ReferenceBeats,
+    pct,
     reference_beats,
     score_record,
 )
@@ -93,10 +94,6 @@ def beat_csv_row(beat: Beat, own_sample: int, fs: float, own_fs: float) -> str:
     return f"{own_sample},{own_sample / own_fs:.4f},{beat.label},{delay:.1f},{int(beat.search_back)}\n"
 
 
-def _pct(x: float) -> str:
-    return "   n/a" if np.isnan(x) else f"{100 * x:6.2f}"
-
-
 def format_report(results: list[RecordResult]) -> str:
     lines = [
         "EC57 beat-by-beat (150 ms window; EC57 columns skip the first 5 min and VF/flutter episodes;",
@@ -108,12 +105,12 @@ def format_report(results: list[RecordResult]) -> str:
         e, w = r.ec57, r.whole
         gross, whole = gross + e, whole + w
         lines.append(
-            f"{r.name:>8} {e.tp:6d} {e.fn:5d} {e.fp:5d} {_pct(e.se)} {_pct(e.ppv)} | "
-            f"{w.tp:6d} {w.fn:5d} {w.fp:5d} {_pct(w.se)} {_pct(w.ppv)}"
+            f"{r.name:>8} {e.tp:6d} {e.fn:5d} {e.fp:5d} {pct(e.se)} {pct(e.ppv)} | "
+            f"{w.tp:6d} {w.fn:5d} {w.fp:5d} {pct(w.se)} {pct(w.ppv)}"
         )
     lines.append(
-        f"{'gross':>8} {gross.tp:6d} {gross.fn:5d} {gross.fp:5d} {_pct(gross.se)} {_pct(gross.ppv)} | "
-        f"{whole.tp:6d} {whole.fn:5d} {whole.fp:5d} {_pct(whole.se)} {_pct(whole.ppv)}"
+        f"{'gross':>8} {gross.tp:6d} {gross.fn:5d} {gross.fp:5d} {pct(gross.se)} {pct(gross.ppv)} | "
+        f"{whole.tp:6d} {whole.fn:5d} {whole.fp:5d} {pct(whole.se)} {pct(whole.ppv)}"
     )
     fs = results[0].record.fs if results else 360.0
     mean, sd = gross.offset_stats_ms(fs)
@@ -154,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         results.append(r)
         if args.out_dir is not None:
             write_beats(r, args.out_dir, args.format)
-        print(f" {len(r.beats)} beats, Se {_pct(r.ec57.se)} +P {_pct(r.ec57.ppv)}", file=sys.stderr, flush=True)
+        print(f" {len(r.beats)} beats, Se {pct(r.ec57.se)} +P {pct(r.ec57.ppv)}", file=sys.stderr, flush=True)
     print(format_report(results))
     if args.out_dir is not None:
         print(f"beats written to {args.out_dir} ({args.format}; labels N S V F Q from the int8 beat "

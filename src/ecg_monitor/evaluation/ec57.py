@@ -36,6 +36,11 @@ def match_window(fs: float) -> int:
     return int(round(MATCH_WINDOW_S * fs))
 
 
+def pct(x: float) -> str:
+    """A fraction as a 6-wide percentage for the reports ("n/a" when undefined)."""
+    return "   n/a" if np.isnan(x) else f"{100 * x:6.2f}"
+
+
 @dataclass(frozen=True)
 class Matching:
     """Index pairs of matched beats and the indices left over on each side."""
@@ -186,3 +191,12 @@ def reference_beats(record: Record, data_dir: str | os.PathLike[str] | None) -> 
     return ReferenceBeats(
         samples[is_beat], ann.symbol[is_beat], excluded_intervals(samples, ann.symbol, len(record.signal))
     )
+
+
+def reference_at(ref_samples: np.ndarray, values: np.ndarray, det_samples: np.ndarray, fs: float, default) -> np.ndarray:
+    """For each detected beat, ``values[i]`` of the reference beat ``i`` it matches within 150 ms,
+    else ``default``: how detected beats take a reference label, whatever the label is."""
+    m = match_beats(ref_samples, np.asarray(det_samples, np.int64), match_window(fs))
+    out = np.full(len(det_samples), default, dtype=np.asarray(values).dtype)
+    out[m.pairs[:, 1]] = np.asarray(values)[m.pairs[:, 0]]
+    return out

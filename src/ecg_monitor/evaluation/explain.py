@@ -17,7 +17,7 @@ from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.classifier import SHIPPED_FP32_MODEL, SHIPPED_METADATA, SHIPPED_MODEL, BeatClassifier
 from ecg_monitor.detector.features import extract_features
 from ecg_monitor.detector.pipeline import run_signal
-from ecg_monitor.evaluation.ec57 import match_beats, match_window, reference_beats
+from ecg_monitor.evaluation.ec57 import reference_at, reference_beats
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL
 from ecg_monitor.replay import Record, RecordError, read_record
 
@@ -41,12 +41,8 @@ def reference_symbols(record: Record, data_dir: str | None, beats: list[Beat]) -
         ref = reference_beats(record, data_dir)
     except RecordError:  # a record without reference annotations can still be explained
         return ["-"] * len(beats)
-    m = match_beats(ref.samples, np.array([b.sample for b in beats], np.int64), match_window(record.fs))
-    out = ["-"] * len(beats)
-    for r, d in m.pairs:
-        sym = ref.symbols[r]
-        out[d] = f"{sym} ({CLASS_OF_SYMBOL[sym]})"
-    return out
+    symbols = reference_at(ref.samples, ref.symbols, np.array([b.sample for b in beats], np.int64), record.fs, "")
+    return [f"{s} ({CLASS_OF_SYMBOL[s]})" if s else "-" for s in symbols]
 
 
 def plot(path: Path, name: str, fs: float, spec, beats, morph, saliency, refs) -> Path:
@@ -94,9 +90,10 @@ def run(args: argparse.Namespace) -> int:
 
     record = read_record(args.record, args.data_dir)
     int8 = BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA)
-    beats, filtered = run_signal(record.signal, record.fs, int8)
+    found, filtered = run_signal(record.signal, record.fs, classifier=None)
+    feats = extract_features(record.signal, filtered, found, int8.spec)  # one pass: labels and saliency
+    beats = int8.classify(feats)
     chosen = pick_beats([b.label for b in beats], max(1, args.beats))
-    feats = extract_features(record.signal, filtered, beats, int8.spec)
     chosen = [i for i in chosen if feats[i][1].usable]
     morph = np.stack([feats[i][1].morphology for i in chosen])
     rhythm = np.stack([feats[i][1].rhythm for i in chosen])

@@ -17,7 +17,7 @@ import numpy as np
 from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.features import FeatureSpec, extract_features
 from ecg_monitor.detector.pipeline import run_signal
-from ecg_monitor.evaluation.ec57 import match_beats, match_window, reference_beats
+from ecg_monitor.evaluation.ec57 import reference_at, reference_beats
 from ecg_monitor.evaluation.labels import CLASS_OF_SYMBOL
 from ecg_monitor.replay import DS1_TRAIN, DS2, read_record
 from ecg_monitor.replay.records import Record
@@ -48,12 +48,8 @@ def check_training_records(names: list[str]) -> list[str]:
 def reference_labels(record: Record, beats: list[Beat], data_dir: str | os.PathLike[str] | None) -> np.ndarray:
     """Class index of the reference beat each detected beat matches, else NO_LABEL."""
     ref = reference_beats(record, data_dir)
-    det = np.array([b.sample for b in beats], dtype=np.int64)
-    m = match_beats(ref.samples, det, match_window(record.fs))
-    labels = np.full(len(beats), NO_LABEL, dtype=np.int64)
-    index = {c: i for i, c in enumerate(AAMI_CLASSES)}
-    labels[m.pairs[:, 1]] = [index[CLASS_OF_SYMBOL[s]] for s in ref.symbols[m.pairs[:, 0]]]
-    return labels
+    classes = np.array([AAMI_CLASSES.index(CLASS_OF_SYMBOL[s]) for s in ref.symbols], dtype=np.int64)
+    return reference_at(ref.samples, classes, np.array([b.sample for b in beats], np.int64), record.fs, NO_LABEL)
 
 
 @dataclass
