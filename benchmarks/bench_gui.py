@@ -24,9 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_runtime import latency_line  # the sibling script (this folder is on sys.path)
+from bench_runtime import latency_line, run_monitor  # the sibling script (this folder is on sys.path)
 
 BENCH = Path(__file__).resolve()
+CHUNK = 18  # samples per message, the monitor's default (50 ms at 360 Hz)
 
 
 def view_child(endpoint: str, seconds: float, out: Path) -> int:
@@ -73,7 +74,7 @@ def view_child(endpoint: str, seconds: float, out: Path) -> int:
     return 0
 
 
-def run_monitor(args: argparse.Namespace, with_view: bool) -> tuple[dict, dict | None]:
+def measure(args: argparse.Namespace, with_view: bool) -> tuple[dict, dict | None]:
     """One headless monitor run at --speed 1; with ``with_view`` a live view subscribes too."""
     with tempfile.TemporaryDirectory(prefix="bench-gui-") as tmp:
         tmp_path = Path(tmp)
@@ -82,14 +83,8 @@ def run_monitor(args: argparse.Namespace, with_view: bool) -> tuple[dict, dict |
         if with_view:  # subscribes first; ZeroMQ connects once the worker binds
             view = subprocess.Popen([sys.executable, str(BENCH), "--view-child", events,
                                      "--seconds", str(args.seconds - 2), "--out", str(tmp_path / "view.json")])
-        cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--replay", args.record, "--headless",
-               "--speed", "1", "--duration", str(args.seconds), "--stats-json", str(tmp_path / "stats.json"),
-               "--alarms-csv", str(tmp_path / "alarms.csv"), "--status-every", "1000",
-               "--chunks-endpoint", chunks, "--events-endpoint", events]
-        if args.data_dir:
-            cmd += ["--data-dir", args.data_dir]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        stats = json.loads((tmp_path / "stats.json").read_text())
+        stats = run_monitor(args.record, args.data_dir, "1", args.seconds, CHUNK,
+                            ("--chunks-endpoint", chunks, "--events-endpoint", events), tmp_path)
         shown = None
         if view is not None:
             if view.wait(timeout=60) != 0:
@@ -114,7 +109,7 @@ def main() -> int:
     p99: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
     for run in range(args.repeats):
         for with_view in (False, True):  # alternated, so a busy spell of the machine hits both
-            stats, shown = run_monitor(args, with_view)
+            stats, shown = measure(args, with_view)
             label = "with the live view" if with_view else "without a view"
             print(f"run {run + 1}: record {args.record}, {stats['signal_s']:.0f} s at --speed 1, {label}:")
             for key in ("compute", "end_to_end"):

@@ -21,18 +21,23 @@ import tempfile
 from pathlib import Path
 
 
-def run_monitor(record: str, data_dir: str | None, speed: str, seconds: float | None, chunk: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        stats = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--replay", record, "--headless", "--speed", speed,
-               "--chunk", str(chunk), "--stats-json", str(stats), "--alarms-csv", str(Path(tmp) / "alarms.csv"),
-               "--status-every", "1000"]
-        if seconds is not None:
-            cmd += ["--duration", str(seconds)]
-        if data_dir:
-            cmd += ["--data-dir", data_dir]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        return json.loads(stats.read_text())
+def run_monitor(record: str, data_dir: str | None, speed: str, seconds: float | None, chunk: int,
+                extra: tuple[str, ...] = (), tmp: Path | None = None) -> dict:
+    """One headless monitor run (``extra`` appended to its command line) -> its ``--stats-json``;
+    files go to ``tmp``, a fresh temporary folder when None."""
+    if tmp is None:
+        with tempfile.TemporaryDirectory() as fresh:
+            return run_monitor(record, data_dir, speed, seconds, chunk, extra, Path(fresh))
+    stats = tmp / "stats.json"
+    cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--replay", record, "--headless", "--speed", speed,
+           "--chunk", str(chunk), "--stats-json", str(stats), "--alarms-csv", str(tmp / "alarms.csv"),
+           "--status-every", "1000", *extra]
+    if seconds is not None:
+        cmd += ["--duration", str(seconds)]
+    if data_dir:
+        cmd += ["--data-dir", data_dir]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(stats.read_text())
 
 
 def latency_line(name: str, s: dict) -> str:

@@ -35,8 +35,9 @@ class Listener:
             stopping = bool(self.stop)
             if self.sock.poll(0 if stopping else 100):
                 frames = self.sock.recv_multipart()
-                if ready is not None and not ready.is_set():
+                if ready is not None:  # set once: Event.is_set() takes a lock per message
                     ready.set()
+                    ready = None
                 try:
                     msg = decode(frames)
                 except MessageError:

@@ -105,7 +105,7 @@ class RhythmRules:
     """
 
     def __init__(self, fs: float, book: AlarmBook, criteria: Criteria | None = None,
-                 decision_delay_s: float = 0.0, start: int = 0) -> None:
+                 decision_delay_s: float = 0.0) -> None:
         self.fs = fs
         self.c = c = criteria or Criteria()
         self.book = book
@@ -116,7 +116,7 @@ class RhythmRules:
         self._brady_rr = 60.0 * fs / c.brady_bpm
         self._tachy_rr = 60.0 * fs / c.tachy_bpm
         self.last: int | None = None  # R sample of the last beat
-        self.good_since = start  # signal usable from here on
+        self.good_since = 0  # signal usable from here on
         self._rr: deque[float] = deque(maxlen=c.hr_beats)
         self._slow = self._fast = 0  # consecutive beats below / above the rate limits
         self._v_run: list[int] = []

@@ -25,6 +25,7 @@ import zmq
 from ecg_monitor import PIPELINE_FS, runtime
 from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
+from ecg_monitor.detector.classifier import shipped_classifier
 from ecg_monitor.detector.continuity import ContinuityCheck
 from ecg_monitor.detector.latency import RollingLatency
 from ecg_monitor.detector.pipeline import DetectorPipeline
@@ -73,6 +74,7 @@ class Worker:
         self.finished = False  # the stream has ended: the next chunk starts a new one
         self.continuity = ContinuityCheck(int(cfg.max_fill_s * PIPELINE_FS))
         self.source_state = "waiting"
+        shipped_classifier()  # onnxruntime session built now, not while the first chunk waits
         self.source_detail = ""
         self.source_counters: dict = {}
         self.compute = RollingLatency()

@@ -90,10 +90,12 @@ class BeatInspector(QtWidgets.QWidget):
         layout.addLayout(plots, 1)
         layout.addWidget(self.footnote)
 
-    def follow(self, beat: ShownBeat) -> None:
-        """Until the operator clicks a beat, show the latest ectopic (non-N) beat by itself."""
-        if not self.pinned and beat.label != "N":
-            self.show_beat(beat, pin=False)
+    def follow(self, beats: list[ShownBeat]) -> None:
+        """Until the operator clicks a beat, show the latest ectopic (non-N) beat of ``beats`` by
+        itself (drawn once per message, however many ectopic beats it holds)."""
+        ectopic = [b for b in beats if b.label != "N"]
+        if not self.pinned and ectopic:
+            self.show_beat(ectopic[-1], pin=False)
 
     def show_beat(self, beat: ShownBeat, pin: bool = True) -> None:
         """Fill every part of the inspector for ``beat`` (on click or per ectopic beat, not per frame)."""

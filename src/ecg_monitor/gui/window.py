@@ -62,7 +62,8 @@ class LiveView(QtWidgets.QMainWindow):
         self.first_sample: int | None = None  # first sample this view received
         self.view_dropped = 0  # samples this view missed (its PUB queue overflowed)
         self.malformed = 0  # messages the view could not use
-        self.frames = 0
+        self._handlers = {"trace": self._on_trace, "beats": self._on_beats,
+                          "alarm": self._on_alarm, "status": self._on_status}
         self._status_dirty = False
         self._next_burst = 0.0  # when the alarm sound may repeat
 
@@ -139,12 +140,7 @@ class LiveView(QtWidgets.QMainWindow):
 
     def apply(self, message: Message) -> None:
         """Store one decoded worker message; never draws."""
-        handler = {
-            "trace": self._on_trace,
-            "beats": self._on_beats,
-            "alarm": self._on_alarm,
-            "status": self._on_status,
-        }.get(message.kind)
+        handler = self._handlers.get(message.kind)
         if handler is None:
             return
         try:
@@ -168,12 +164,14 @@ class LiveView(QtWidgets.QMainWindow):
 
     def _on_beats(self, message: Message) -> None:
         now = time.monotonic()
+        shown = []
         for b in message["beats"]:
             probs = b.get("probabilities")
             beat = ShownBeat(b["sample"], b["label"], tuple(probs) if probs else None)
             self.trace.add_beat(beat)
-            self.inspector.follow(beat)
+            shown.append(beat)
             self.latency.delivery.append((now - b["t_received"]) * 1000.0)
+        self.inspector.follow(shown)
 
     def _on_alarm(self, message: Message) -> None:
         if message["event"] == "onset":
@@ -224,7 +222,6 @@ class LiveView(QtWidgets.QMainWindow):
         self.latency.frame_rate = self.frame_rate(now)
         self.latency.redraw(now)
         self._show_status(now)
-        self.frames += 1
 
     def _sound(self, now: float) -> None:
         """The audible alarm signal. The system bell stands in for a proper IEC tone: Qt's
