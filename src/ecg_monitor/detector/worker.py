@@ -16,22 +16,17 @@ import argparse
 import os
 import sys
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import zmq
 
 from ecg_monitor import PIPELINE_FS, runtime
-from ecg_monitor.detector.alarms import AlarmEngine
-from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.classifier import shipped_classifier
 from ecg_monitor.detector.continuity import ContinuityCheck
+from ecg_monitor.detector.feed import Feed
 from ecg_monitor.detector.latency import RollingLatency
-from ecg_monitor.detector.pipeline import DetectorPipeline
-from ecg_monitor.detector.rules import AlarmEvent
-from ecg_monitor.streamer.messages import Message, MessageError, decode, encode
-from ecg_monitor.streamer.source import SourceState
+from ecg_monitor.streamer.messages import MessageError, decode, encode
 
 PUB_HWM = 20000  # messages queued per subscriber before it starts losing them
 
@@ -46,22 +41,9 @@ class WorkerConfig:
     settle_s: float = 0.0  # after binding, give subscribers this long to (re)connect
 
 
-class Stream:
-    """One source's run through the causal pipeline and the alarm engine."""
-
-    def __init__(self, source: str, fs: float, origin: int) -> None:
-        self.source, self.fs, self.origin = source, fs, origin
-        self.pipeline = DetectorPipeline(fs)
-        self.alarms = AlarmEngine(fs)
-        self.classes: Counter[str] = Counter()
-        self.t_first: float | None = None  # receipt of the first and latest chunk
-        self.t_last: float | None = None
-
-    def record_time_s(self, sample: int) -> float:
-        return (self.origin + sample) / self.fs
-
-
 class Worker:
+    """The single-feed worker: one :class:`Feed` behind a PULL and a PUB socket."""
+
     def __init__(self, cfg: WorkerConfig, stop: runtime.StopFlag) -> None:
         self.cfg, self.stop = cfg, stop
         self.name = f"{os.getpid()}:{cfg.incarnation}"
@@ -70,136 +52,32 @@ class Worker:
         self.pub = runtime.socket(self.ctx, zmq.PUB, hwm=PUB_HWM, linger_ms=1000)
         self.pull.bind(cfg.chunks)
         self.pub.bind(cfg.events)
-        self.stream: Stream | None = None
-        self.finished = False  # the stream has ended: the next chunk starts a new one
-        self.continuity = ContinuityCheck(int(cfg.max_fill_s * PIPELINE_FS))
-        self.source_state = "waiting"
         shipped_classifier()  # onnxruntime session built now, not while the first chunk waits
-        self.source_detail = ""
-        self.source_counters: dict = {}
         self.compute = RollingLatency()
         self.end_to_end = RollingLatency()
-        self.busy_s = 0.0
-        self.last_chunk_at: float | None = None
+        self.feed = Feed(self._publish, int(cfg.max_fill_s * PIPELINE_FS), self.compute, self.end_to_end)
         self.started = time.monotonic()
 
-    # ------------------------------------------------------------------ output
+    @property
+    def continuity(self) -> ContinuityCheck:
+        return self.feed.continuity
+
     def _publish(self, kind: str, header: dict, data: np.ndarray | None = None) -> None:
-        s = self.stream
-        frames = encode(kind, {"source": s.source if s else "", "worker": self.name, **header},
-                        data, dtype="<f4")
+        frames = encode(kind, {"worker": self.name, **header}, data, dtype="<f4")
         try:
             self.pub.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.Again:  # PUB drops rather than blocks; kept for transports that might not
             pass
 
-    def _publish_beats(self, beats: list[Beat], t_received: float, t_source: float | None = None) -> None:
-        """Publish beats; with ``t_source`` (beats completed by a chunk) their latency counts."""
-        s = self.stream
-        if not beats:
-            return
-        out = []
-        for b in beats:
-            s.classes[b.label] += 1
-            out.append({"sample": s.origin + b.sample, "emitted_at": s.origin + b.emitted_at,
-                        "label": b.label, "search_back": b.search_back,
-                        "probabilities": list(b.probabilities) if b.probabilities else None,
-                        "t_received": t_received})
-        self._publish("beats", {"fs": s.fs, "beats": out})
-        t_pub = time.monotonic()
-        for _ in beats if t_source is not None else ():
-            self.compute.add(t_pub - t_received)
-            self.end_to_end.add(t_pub - t_source)
-
-    def _publish_alarms(self, events: list[AlarmEvent]) -> None:
-        s = self.stream
-        for e in events:
-            self._publish("alarm", {
-                "alarm": e.alarm, "priority": e.priority, "event": e.event, "sample": s.origin + e.sample,
-                "record_time_s": round(s.record_time_s(e.sample), 3),
-                "heart_rate_bpm": None if e.heart_rate_bpm is None else round(e.heart_rate_bpm, 1),
-                "detail": e.detail,
-            })
-
     def status(self) -> dict:
-        s = self.stream
-        engine = s.alarms if s else None
-        hr = engine.heart_rate_bpm if engine else None
-        now = time.monotonic()
-        cont = self.continuity.counters.as_dict()
+        f, now = self.feed, time.monotonic()
         return {
             "incarnation": self.cfg.incarnation,
-            "source_state": self.source_state,
-            "source_detail": self.source_detail,
-            "stream_wall_s": round(s.t_last - s.t_first, 3) if s and s.t_first is not None else 0.0,
-            "samples": s.pipeline.samples_seen if s else 0,
-            "record_time_s": round(s.record_time_s(s.pipeline.samples_seen), 3) if s else 0.0,
-            "fs": s.fs if s else None,
-            "heart_rate_bpm": None if hr is None else round(hr, 1),
-            "beats_by_class": {c: s.classes.get(c, 0) for c in AAMI_CLASSES} if s else {},
-            "active_alarms": [{"alarm": e.alarm, "priority": e.priority,
-                               "since_s": round(s.record_time_s(e.sample), 3)}
-                              for e in engine.active.values()] if engine else [],
-            "continuity": cont,
+            **f.status(),
             "latency_ms": {"compute": self.compute.summary(), "end_to_end": self.end_to_end.summary()},
-            "busy_s": round(self.busy_s, 3),
-            "data_age_s": None if self.last_chunk_at is None else round(now - self.last_chunk_at, 3),
-            "source_counters": self.source_counters,
+            "data_age_s": None if f.last_chunk_at is None else round(now - f.last_chunk_at, 3),
             "uptime_s": round(now - self.started, 3),
         }
-
-    # ------------------------------------------------------------------ input
-    def _start_stream(self, msg: Message) -> None:
-        self.stream = Stream(msg["source"], float(msg["fs"]), msg["first_sample"])
-        self.source_state = SourceState.CONNECTED.value
-        self.finished = False
-
-    def _end_stream(self, detail: str) -> None:
-        """Finish the beats still pending and close every alarm, so nothing is left open."""
-        s = self.stream
-        if s is None:
-            return
-        self._publish_beats(s.pipeline.flush(), time.monotonic())
-        self._publish_alarms(s.alarms.close(detail))
-
-    def on_chunk(self, msg: Message, t_received: float) -> None:
-        if self.stream is None or self.finished:  # the first chunk, or a new run after the end
-            self._start_stream(msg)
-        s = self.stream
-        if msg["source"] != s.source or msg["fs"] != s.fs:
-            self.continuity.counters.foreign += 1
-            return
-        samples, restart = self.continuity.accept(msg["seq"], msg["first_sample"], msg.data)
-        if restart:
-            self._end_stream("signal lost (gap too long)")
-            self._start_stream(msg)
-            s = self.stream
-        if samples.size == 0:
-            return
-        self.last_chunk_at = s.t_last = t_received
-        if s.t_first is None:
-            s.t_first = t_received
-        out = s.pipeline.update(samples)
-        self._publish_beats(out.beats, t_received, msg["t_source"])  # first: its latency counts
-        self._publish_alarms(s.alarms.update(samples, out))
-        self._publish("trace", {"start": s.origin + out.start, "fs": s.fs}, out.filtered)
-        self.busy_s += time.monotonic() - t_received
-
-    def on_source(self, msg: Message) -> None:
-        """Source state: shown in status; the first ``ended`` finishes the stream (its figures
-        stay in status until a new run starts, even when its source announces itself before its
-        first chunk)."""
-        if self.stream is not None and not self.finished and msg["source"] != self.stream.source:
-            self.continuity.counters.foreign += 1
-            return
-        self.source_counters = msg["counters"]
-        self.source_state = msg["state"]
-        self.source_detail = msg["detail"]
-        if self.source_state == SourceState.ENDED.value and not self.finished:
-            self.finished = True
-            self._end_stream(f"source ended: {msg['detail']}" if msg["detail"] else "source ended")
-            self.continuity.restart()
-            self.publish_status()
 
     def handle(self, frames: list[bytes], t_received: float) -> None:
         try:
@@ -208,9 +86,10 @@ class Worker:
             self.continuity.counters.malformed += 1
             return
         if msg.kind == "chunk":
-            self.on_chunk(msg, t_received)
+            self.feed.on_chunk(msg, t_received)
         elif msg.kind == "source":
-            self.on_source(msg)
+            if self.feed.on_source(msg):
+                self.publish_status()
         else:
             self.continuity.counters.foreign += 1
 
