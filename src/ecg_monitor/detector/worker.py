@@ -1,9 +1,11 @@
-"""The detector worker process: chunks in (PULL), beats/trace/alarms/status out (PUB).
+"""The detector worker process: chunks in, beats/trace/alarms/status out.
 
-Binds both endpoints, so streamers (local or on another machine) connect to ``chunks`` and any
-number of subscribers (live view, alarm log, headless console) connect to ``events``. The PUB
-socket never blocks: a subscriber that falls behind loses its own messages at its high-water
-mark, the worker and the other subscribers go on. Message schema: ``streamer.messages``.
+On ZeroMQ (the default) it binds both endpoints, so streamers (local or on another machine)
+connect to ``chunks`` and any number of subscribers (live view, alarm log, headless console)
+connect to ``events``. The PUB socket never blocks: a subscriber that falls behind loses its own
+messages at its high-water mark, the worker and the other subscribers go on. Message schema:
+``streamer.messages``. The one-patient monitor's messages name no patient and go to one feed;
+messages that name a patient get a feed each (``ecg_monitor.workers.fleet``).
 
 Standalone::
 
@@ -13,22 +15,13 @@ Standalone::
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
 
-import numpy as np
-import zmq
-
-from ecg_monitor import PIPELINE_FS, runtime
-from ecg_monitor.detector.classifier import shipped_classifier
-from ecg_monitor.detector.continuity import ContinuityCheck
-from ecg_monitor.detector.feed import Feed
-from ecg_monitor.detector.latency import RollingLatency
-from ecg_monitor.streamer.messages import MessageError, decode, encode
-
-PUB_HWM = 20000  # messages queued per subscriber before it starts losing them
+from ecg_monitor import runtime
+from ecg_monitor.transport.zeromq import ZmqWorkerLink
+from ecg_monitor.workers.fleet import FleetWorker
 
 
 @dataclass(frozen=True)
@@ -41,97 +34,17 @@ class WorkerConfig:
     settle_s: float = 0.0  # after binding, give subscribers this long to (re)connect
 
 
-class Worker:
-    """The single-feed worker: one :class:`Feed` behind a PULL and a PUB socket."""
-
-    def __init__(self, cfg: WorkerConfig, stop: runtime.StopFlag) -> None:
-        self.cfg, self.stop = cfg, stop
-        self.name = f"{os.getpid()}:{cfg.incarnation}"
-        self.ctx = zmq.Context()
-        self.pull = runtime.socket(self.ctx, zmq.PULL, hwm=2000)
-        self.pub = runtime.socket(self.ctx, zmq.PUB, hwm=PUB_HWM, linger_ms=1000)
-        self.pull.bind(cfg.chunks)
-        self.pub.bind(cfg.events)
-        shipped_classifier()  # onnxruntime session built now, not while the first chunk waits
-        self.compute = RollingLatency()
-        self.end_to_end = RollingLatency()
-        self.feed = Feed(self._publish, int(cfg.max_fill_s * PIPELINE_FS), self.compute, self.end_to_end)
-        self.started = time.monotonic()
-
-    @property
-    def continuity(self) -> ContinuityCheck:
-        return self.feed.continuity
-
-    def _publish(self, kind: str, header: dict, data: np.ndarray | None = None) -> None:
-        frames = encode(kind, {"worker": self.name, **header}, data, dtype="<f4")
-        try:
-            self.pub.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        except zmq.Again:  # PUB drops rather than blocks; kept for transports that might not
-            pass
-
-    def status(self) -> dict:
-        f, now = self.feed, time.monotonic()
-        return {
-            "incarnation": self.cfg.incarnation,
-            **f.status(),
-            "latency_ms": {"compute": self.compute.summary(), "end_to_end": self.end_to_end.summary()},
-            "data_age_s": None if f.last_chunk_at is None else round(now - f.last_chunk_at, 3),
-            "uptime_s": round(now - self.started, 3),
-        }
-
-    def handle(self, frames: list[bytes], t_received: float) -> None:
-        try:
-            msg = decode(frames)
-        except MessageError:
-            self.continuity.counters.malformed += 1
-            return
-        if msg.kind == "chunk":
-            self.feed.on_chunk(msg, t_received)
-        elif msg.kind == "source":
-            if self.feed.on_source(msg):
-                self.publish_status()
-        else:
-            self.continuity.counters.foreign += 1
-
-    def publish_status(self) -> None:
-        self._publish("status", self.status())
-
-    # ------------------------------------------------------------------ loop
-    def run(self, ready=None) -> int:
-        if self.cfg.settle_s > 0:
-            time.sleep(self.cfg.settle_s)
-        if ready is not None:
-            ready.set()
-        poller = zmq.Poller()
-        poller.register(self.pull, zmq.POLLIN)
-        next_status = time.monotonic()
-        while not self.stop:
-            timeout = max(0.0, next_status - time.monotonic())
-            if poller.poll(timeout * 1000):
-                for _ in range(100):  # drain a burst, but keep status on time
-                    try:
-                        frames = self.pull.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        break
-                    self.handle(frames, time.monotonic())
-            if time.monotonic() >= next_status:
-                self.publish_status()
-                next_status = time.monotonic() + self.cfg.status_every_s
-        return 0
-
-    def close(self) -> None:
-        self.pull.close()
-        self.pub.close()
-        self.ctx.term()
-
-
 def run(cfg: WorkerConfig, ready=None, child: bool = True) -> int:
     """Entry point of the worker process (also used by the monitor's supervisor)."""
-    worker = Worker(cfg, runtime.StopFlag(child=child, name="ecg-worker"))
+    stop = runtime.StopFlag(child=child, name="ecg-worker")
+    link = ZmqWorkerLink(cfg.chunks, cfg.events)
     try:
+        worker = FleetWorker(link, stop, cfg.incarnation, cfg.max_fill_s, cfg.status_every_s)
+        if cfg.settle_s > 0:
+            time.sleep(cfg.settle_s)
         return worker.run(ready)
     finally:
-        worker.close()
+        link.close()
 
 
 def main(argv: list[str] | None = None) -> int:

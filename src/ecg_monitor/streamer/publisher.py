@@ -21,13 +21,12 @@ import sys
 import time
 from dataclasses import dataclass
 
-import zmq
-
 from ecg_monitor import runtime
 from ecg_monitor.replay.records import RecordError
 from ecg_monitor.streamer.messages import encode
 from ecg_monitor.streamer.source import Chunk, Source, SourceError, SourceState
 from ecg_monitor.streamer.sources import add_source_arguments, open_source
+from ecg_monitor.transport.zeromq import ZmqChunkSender
 
 STATE_EVERY_S = 1.0
 SEND_HWM = 2000  # chunks queued while the worker is busy or restarting (100 s at 50 ms)
@@ -47,22 +46,13 @@ class Publisher:
 
     def __init__(self, source: Source, cfg: PublisherConfig, stop: runtime.StopFlag) -> None:
         self.source, self.cfg, self.stop = source, cfg, stop
-        self.ctx = zmq.Context()
-        self.sock = runtime.socket(self.ctx, zmq.PUSH, hwm=SEND_HWM, linger_ms=5000)
-        self.sock.setsockopt(zmq.SNDTIMEO, 200)
-        self.sock.connect(cfg.endpoint)
+        self.sender = ZmqChunkSender(cfg.endpoint, stop, hwm=SEND_HWM)
         self.seq = 0
         self.next_sample = 0
 
     def _send(self, frames: list[bytes]) -> bool:
         """Send, waiting while the worker's queue is full, unless asked to stop."""
-        while not self.stop:
-            try:
-                self.sock.send_multipart(frames, copy=False)
-                return True
-            except zmq.Again:
-                continue
-        return False
+        return self.sender.send(None, frames)
 
     def _state(self, state: SourceState, detail: str = "") -> None:
         s = self.source
@@ -129,8 +119,7 @@ class Publisher:
 
     def close(self) -> None:
         """Close, lingering (at most 5 s) for undelivered messages unless asked to stop."""
-        self.sock.close(linger=0 if self.stop else None)
-        self.ctx.term()
+        self.sender.close()
 
 
 def run(source: Source, cfg: PublisherConfig, ready=None, child: bool = True) -> int:

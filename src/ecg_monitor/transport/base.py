@@ -1,0 +1,57 @@
+"""The transport interface: sources send chunk messages, workers receive them and publish results.
+
+Messages are the frames of :mod:`ecg_monitor.streamer.messages` (schema v1), whatever carries
+them. A worker acknowledges a delivery once its results are published, so a broker that keeps
+unacknowledged messages (NATS JetStream) can hand them to another worker if this one dies.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+def _no_ack() -> None:
+    """Brokers without acknowledgements (ZeroMQ)."""
+
+
+@dataclass
+class Delivery:
+    """One received message: its frames, how to acknowledge it, and (NATS) where it came from."""
+
+    frames: list[bytes]
+    ack: Callable[[], None] = field(default=_no_ack)
+    subject_patient: str | None = None  # the patient its subject names (None: not from a subject)
+    handle: object = None  # the broker's own message, for ``WorkerLink.history``
+
+
+class ChunkSender(ABC):
+    """The source side: send one chunk or source-state message of ``patient``."""
+
+    @abstractmethod
+    def send(self, patient: str | None, frames: list[bytes]) -> bool:
+        """False when stopping before it could be sent."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class WorkerLink(ABC):
+    """The worker side: receive chunk/source messages, publish beats, alarms, trace and status."""
+
+    @abstractmethod
+    def receive(self, timeout_s: float) -> list[Delivery]:
+        """The messages that arrived within ``timeout_s`` (a bounded burst; may be empty)."""
+
+    @abstractmethod
+    def publish(self, patient: str | None, kind: str, frames: list[bytes], msg_id: str | None = None) -> None:
+        """Publish one result; ``msg_id`` makes a repeat of it harmless where the broker dedupes."""
+
+    def history(self, delivery: Delivery, seconds: float) -> list[list[bytes]]:
+        """The same patient's messages stored before ``delivery``, about ``seconds`` of them, so a
+        worker taking the patient over can rebuild its state; none where nothing is stored."""
+        return []
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Worker processes that host many feeds (patients) from one receive loop."""
