@@ -26,6 +26,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -41,7 +42,7 @@ ACK_WAIT_S = 1.0
 PIN_TIMEOUT_S = 1.5  # > ACK_WAIT_S: a takeover finds the dead worker's messages ready again
 PULL_EXPIRES_S = 0.5
 PULL_BATCH = 256
-STANDBY_DELAY_S = 1.0  # a standby pulls a partition this much later than its home worker
+STANDBY_DELAY_S = 3.0  # an unpinned partition with waiting messages: how long its home worker has
 MIN_SERVER = (2, 11)
 NS = 1_000_000_000
 
@@ -192,8 +193,8 @@ class NatsChunkSender(ChunkSender):
 
 
 class NatsWorkerLink(WorkerLink):
-    """Pulls every partition (home ones at once, the others as hot standby after
-    :data:`STANDBY_DELAY_S`) and publishes results to the events stream."""
+    """Pulls its home partitions, waits in line as hot standby for the others, and publishes
+    results to the events stream."""
 
     def __init__(self, url: str, partitions: int, home: set[int]) -> None:
         self.client = _Client(url, partitions)
@@ -202,16 +203,37 @@ class NatsWorkerLink(WorkerLink):
         self.running = True
         for k in range(partitions):
             self.client.call(self.client.consumer(k))
-        self.pullers = [asyncio.run_coroutine_threadsafe(self._pull(k, 0.0 if k in home else STANDBY_DELAY_S),
+        self.pullers = [asyncio.run_coroutine_threadsafe(self._pull(k, k in home),
                                                          self.client.loop) for k in range(partitions)]
 
-    async def _pull(self, k: int, delay: float) -> None:
+    async def _standby(self, k: int, since: list[float | None]) -> bool:
+        """Whether this worker should wait in line for partition ``k``, which is not its home: while
+        another worker holds the pin (then the server hands it over when that worker dies), or when
+        messages wait and nobody has held it for :data:`STANDBY_DELAY_S` (its home worker is away).
+        Standbys never wait in line for an unpinned partition at once, so home workers get theirs."""
+        try:
+            info = await self.client.api(f"$JS.API.CONSUMER.INFO.{SAMPLES}.part-{k}", {})
+        except (NatsUnavailable, NatsError, asyncio.TimeoutError):
+            return False
+        groups = info.get("priority_groups") or [{}]
+        if groups[0].get("pinned_client_id"):
+            since[0] = None
+            return True
+        if info.get("num_pending", 0) + info.get("num_ack_pending", 0) == 0:
+            return False
+        since[0] = since[0] or time.monotonic()
+        return time.monotonic() - since[0] >= STANDBY_DELAY_S
+
+    async def _pull(self, k: int, home: bool) -> None:
         nc = self.client.nc
-        await asyncio.sleep(delay)
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{SAMPLES}.part-{k}"
+        unpinned_since: list[float | None] = [None]
         while self.running:
+            if not home and k not in self.pinned and not await self._standby(k, unpinned_since):
+                await asyncio.sleep(PULL_EXPIRES_S)
+                continue
             req = {"batch": PULL_BATCH, "expires": int(PULL_EXPIRES_S * NS), "group": GROUP}
             if k in self.pinned:
                 req["id"] = self.pinned[k]

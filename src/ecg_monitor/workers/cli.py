@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ecg_monitor import runtime
+from ecg_monitor.detector.classifier import shipped_classifier
 from ecg_monitor.transport.base import WorkerLink
 from ecg_monitor.workers.fleet import FleetWorker
 
@@ -45,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--status-every", type=float, default=0.5, metavar="SEC")
     args = parser.parse_args(argv)
     stop = runtime.StopFlag(child=False, name="ecg-fleet-worker")
+    shipped_classifier()  # loaded before pulling: a standby's delay counts from a worker that can work
     try:
         link = open_link(args)
     except RuntimeError as exc:  # NatsUnavailable: one line naming the URL
         print(f"ecg-monitor-worker: {exc}", file=sys.stderr)
         return 2
     roster = frozenset(p for p in args.patients.split(",") if p) or None
+    print(f"ecg-monitor-worker: ready on {args.transport}", flush=True)
     try:
         return FleetWorker(link, stop, status_every_s=args.status_every, roster=roster, single=False).run()
     finally:
