@@ -9,7 +9,6 @@ beat is doubled, and beats and alarms equal an uninterrupted run of the same sig
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,6 @@ import time
 from collections import defaultdict
 
 import nats
-import pytest
 
 from ecg_monitor.streamer.messages import decode
 from ecg_monitor.transport.nats import EVENTS, to_frames, to_message
@@ -123,3 +121,13 @@ def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anythi
         assert last_status[p]["source_state"] == "ended"
     takeovers = [m["fleet"]["takeovers"] for m in last_status.values()]
     assert max(takeovers) == len(moved)
+
+
+def test_unreachable_server_is_one_line_naming_the_url():
+    from ecg_monitor.transport.server import free_port
+    url = f"nats://127.0.0.1:{free_port()}"
+    proc = subprocess.run([sys.executable, "-m", "ecg_monitor.workers.cli", "--transport", "nats", "--nats-url", url],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and url in lines[0] and "unreachable" in lines[0], proc.stderr

@@ -1,0 +1,84 @@
+"""Many feeds in one worker process over ZeroMQ: per-feed chunk invariance and streaming
+equivalence, and refused input (unknown or duplicate patient, malformed) counted."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections import defaultdict
+
+import zmq
+
+from ecg_monitor import runtime
+from ecg_monitor.streamer.messages import decode, encode
+from ecg_monitor.transport.zeromq import ZmqChunkSender, ZmqWorkerLink
+from ecg_monitor.workers.fleet import FleetWorker
+from fleet_helpers import chunk_messages, ended_message, patient_signal, reference
+
+SPAWN = mp.get_context("spawn")
+SECONDS = 20.0
+
+
+def run_fleet(chunks: str, events: str, ready) -> int:
+    stop = runtime.StopFlag(child=True, name="ecg-fleet-test")
+    link = ZmqWorkerLink(chunks, events)
+    try:
+        return FleetWorker(link, stop, roster=frozenset({"bed00", "bed01", "bed02", "bed03"}), single=False).run(ready)
+    finally:
+        link.close()
+
+
+def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tmp_path):
+    ep = runtime.Endpoints(f"ipc://{tmp_path}/chunks", f"ipc://{tmp_path}/events")
+    ready = SPAWN.Event()
+    proc = SPAWN.Process(target=run_fleet, args=(ep.chunks, ep.events, ready))
+    proc.start()
+    ctx = zmq.Context()
+    sub = runtime.socket(ctx, zmq.SUB, hwm=100000)
+    for topic in (b"beats", b"alarm", b"status"):
+        sub.subscribe(topic)
+    sub.connect(ep.events)
+    try:
+        assert ready.wait(60)
+        time.sleep(0.3)
+        signals = {f"bed{i:02d}": patient_signal(i, SECONDS) for i in range(4)}
+        sizes = {"bed00": 7, "bed01": 18, "bed02": 90, "bed03": 361}  # a different chunking per feed
+        msgs = {p: chunk_messages(p, x, sizes[p]) for p, x in signals.items()}
+        sender = ZmqChunkSender(ep.chunks)
+        for k in range(max(len(m) for m in msgs.values())):  # interleaved, as they arrive live
+            for p, m in msgs.items():
+                if k < len(m):
+                    sender.send(p, m[k])
+        bad = [[b"chunk", b"not json"],  # malformed
+               chunk_messages("nobody", signals["bed00"][:18], 18)[0],  # not on the roster
+               chunk_messages("bed 07", signals["bed00"][:18], 18)[0]]  # not a plain id
+        intruder = encode("chunk", {"source": "other-device", "seq": 0, "first_sample": 0, "fs": 360.0,
+                                    "t_source": 0.0, "patient": "bed01"}, signals["bed01"][:18])
+        for frames in [*bad, intruder] + [ended_message(p, len(x)) for p, x in signals.items()]:
+            sender.send(None, frames)
+        sender.close()
+        beats, alarms, status = defaultdict(list), defaultdict(list), {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len([s for s in status.values() if s["source_state"] == "ended"]) < 4:
+            if sub.poll(1000):
+                m = decode(sub.recv_multipart())
+                if m.kind == "beats":
+                    beats[m["patient"]] += [(b["sample"], b["label"]) for b in m["beats"]]
+                elif m.kind == "alarm":
+                    alarms[m["patient"]].append((m["alarm"], m["event"], m["sample"]))
+                else:
+                    status[m["patient"]] = m
+    finally:
+        proc.terminate()
+        proc.join(10)
+        sub.close()
+        ctx.term()
+    for p, x in signals.items():
+        ref = reference(p, x, 360)
+        assert len(ref["beats"]) >= SECONDS * 30 / 60
+        assert beats[p] == ref["beats"], p
+        assert alarms[p] == ref["alarms"], p
+    fleet = status["bed00"]["fleet"]
+    assert (fleet["feeds"], fleet["malformed"], fleet["unknown_patient"], fleet["duplicate_patient"]) == (4, 1, 2, 1)
+    cont = status["bed01"]["continuity"]  # the intruder refused by bed01's feed; worker-wide malformed
+    assert (cont["foreign"], cont["malformed"], cont["gaps"], cont["duplicates"]) == (1, 1, 0, 0)
