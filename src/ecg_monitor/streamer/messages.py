@@ -36,6 +36,12 @@ Kinds (``[P]`` = has a payload):
   source options of ``ecg-monitor``, e.g. ``["--replay", "207", "--speed", "4"]``).
 * ``reply`` monitor -> live view: ``cmd``, ``result`` (ok/refused) and ``detail``.
 
+Every kind may carry ``patient`` (additive, still v1): the patient id a fleet feed belongs to
+(letters, digits, ``_`` and ``-``; it is also the NATS subject token). Fleet workers route
+chunk/source messages by it and put it on their beats/alarm/trace/status; messages without it
+are the one-patient monitor's. Fleet status messages also carry ``fleet`` (the worker's feed
+count and refused-message counters).
+
 ``worker`` is ``"<pid>:<incarnation>"``; a subscriber that sees it change knows the worker was
 restarted. Any frame that does not follow this schema makes :func:`decode` raise
 :class:`MessageError`, the one exception receivers catch to count and drop it.
@@ -106,6 +112,8 @@ def _check(kind: str, header: dict[str, Any]) -> None:
             raise MessageError(f"{kind}: field {name!r} has type {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
             raise MessageError(f"{kind}: field {name!r} is not finite")
+    if not isinstance(header.get("patient", ""), str):
+        raise MessageError(f"{kind}: field 'patient' must be a string")
     if "fs" in spec and header["fs"] <= 0:
         raise MessageError(f"{kind}: fs must be > 0")
     if "n" in spec and header["n"] < 0:

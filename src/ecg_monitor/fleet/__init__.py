@@ -1,0 +1,1 @@
+"""Fleet sources: many patients published through one transport (``ecg-monitor-fleet``)."""

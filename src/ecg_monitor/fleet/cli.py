@@ -1,0 +1,75 @@
+"""``ecg-monitor-fleet``: publish N patients at real time to fleet workers (ZeroMQ or NATS).
+
+    ecg-monitor-fleet --patients 16 --replay 100,208,213 --data-dir DIR --transport nats --nats-url nats://station:4222
+    ecg-monitor-fleet --patients 32 --connect tcp://worker-host:5555        # synthetic patients, ZeroMQ
+
+Patients are ``bed01``, ``bed02``...: with ``--replay`` they cycle through the records (each
+repeat starts a minute further in); otherwise each is a synthetic device with its own seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ecg_monitor import runtime
+from ecg_monitor.fleet.publisher import FleetPublisher
+from ecg_monitor.replay.records import RecordError, read_record
+from ecg_monitor.replay.source import ReplaySource
+from ecg_monitor.streamer.source import Source
+from ecg_monitor.streamer.sources import parse_speed
+from ecg_monitor.streamer.synthetic import SyntheticSource
+from ecg_monitor.transport.base import ChunkSender
+from ecg_monitor.workers.cli import add_transport_arguments
+
+
+def fleet_sources(n: int, records: list[str], data_dir: str | None) -> dict[str, Source]:
+    """``bed01``..: replays cycling through ``records`` (a minute further in per round), else synthetic."""
+    loaded = {name: read_record(name, data_dir) for name in records}
+    out: dict[str, Source] = {}
+    for i in range(n):
+        patient = f"bed{i + 1:02d}"
+        if loaded:
+            rec = loaded[records[i % len(records)]]
+            out[patient] = ReplaySource(rec, start_s=(60.0 * (i // len(records))) % max(rec.duration_s - 60.0, 1.0))
+        else:
+            out[patient] = SyntheticSource(seed=i)
+    return out
+
+
+def open_sender(args: argparse.Namespace, stop: runtime.StopFlag) -> ChunkSender:
+    if args.transport == "nats":
+        from ecg_monitor.transport.nats import NatsChunkSender
+        return NatsChunkSender(args.nats_url, args.partitions)
+    from ecg_monitor.transport.zeromq import ZmqChunkSender
+    return ZmqChunkSender(args.connect, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ecg-monitor-fleet", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_transport_arguments(parser)
+    parser.add_argument("--connect", default="tcp://127.0.0.1:5555", metavar="ENDPOINT", help="zmq: the worker")
+    parser.add_argument("--patients", type=int, default=16)
+    parser.add_argument("--replay", default="", metavar="REC,REC", help="records to replay (default: synthetic)")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--speed", type=parse_speed, default=1.0)
+    parser.add_argument("--chunk", type=int, default=18, metavar="N")
+    parser.add_argument("--duration", type=float, metavar="SEC")
+    args = parser.parse_args(argv)
+    stop = runtime.StopFlag(child=False, name="ecg-fleet")
+    try:
+        sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir)
+        sender = open_sender(args, stop)
+    except (RecordError, RuntimeError) as exc:
+        print(f"ecg-monitor-fleet: {exc}", file=sys.stderr)
+        return 2
+    try:
+        FleetPublisher(sources, sender, args.speed, args.chunk, args.duration, stop).run()
+    finally:
+        sender.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
