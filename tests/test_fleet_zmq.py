@@ -4,13 +4,16 @@ equivalence, and refused input (unknown or duplicate patient, malformed) counted
 from __future__ import annotations
 
 import multiprocessing as mp
+import subprocess
+import sys
 import time
 from collections import defaultdict
 
+import pytest
 import zmq
 
 from ecg_monitor import runtime
-from ecg_monitor.streamer.messages import decode, encode
+from ecg_monitor.streamer.messages import MessageError, decode, encode
 from ecg_monitor.transport.zeromq import ZmqChunkSender, ZmqWorkerLink
 from ecg_monitor.workers.fleet import FleetWorker
 from fleet_helpers import chunk_messages, ended_message, patient_signal, reference
@@ -82,3 +85,44 @@ def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tm
     assert (fleet["feeds"], fleet["malformed"], fleet["unknown_patient"], fleet["duplicate_patient"]) == (4, 1, 2, 1)
     cont = status["bed01"]["continuity"]  # the intruder refused by bed01's feed; worker-wide malformed
     assert (cont["foreign"], cont["malformed"], cont["gaps"], cont["duplicates"]) == (1, 1, 0, 0)
+
+
+def test_fleet_source_sends_every_patient_whole_and_in_order(tmp_path):
+    ep = runtime.Endpoints(f"ipc://{tmp_path}/chunks", f"ipc://{tmp_path}/events")
+    ready = SPAWN.Event()
+    proc = SPAWN.Process(target=run_fleet, args=(ep.chunks, ep.events, ready))
+    proc.start()
+    ctx = zmq.Context()
+    sub = runtime.socket(ctx, zmq.SUB, hwm=100000)
+    sub.subscribe(b"status")
+    sub.connect(ep.events)
+    status = {}
+    try:
+        assert ready.wait(60)
+        fleet = subprocess.run([sys.executable, "-m", "ecg_monitor.fleet.cli", "--patients", "3", "--connect", ep.chunks,
+                                "--speed", "max", "--duration", "6"], capture_output=True, text=True, timeout=60)
+        assert fleet.returncode == 0, fleet.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(s["source_state"] == "ended" for s in status.values()) < 3:
+            if sub.poll(1000):
+                m = decode(sub.recv_multipart())
+                status[m["patient"]] = m
+    finally:
+        proc.terminate()
+        proc.join(10)
+        sub.close()
+        ctx.term()
+    assert sorted(status) == ["bed01", "bed02", "bed03"]
+    for m in status.values():
+        cont = m["continuity"]
+        assert m["samples"] == 6 * 360 and m["source"] == "synthetic"
+        assert (cont["gaps"], cont["lost_chunks"], cont["duplicates"], cont["foreign"]) == (0, 0, 0, 0)
+        assert sum(m["beats_by_class"].values()) >= 5
+
+
+def test_patient_is_an_additive_field_of_schema_v1():
+    header = {"source": "s", "worker": "w", "fs": 360.0, "beats": []}
+    assert "patient" not in decode(encode("beats", header)).header  # the one-patient messages stay as they were
+    assert decode(encode("beats", {**header, "patient": "bed01"}))["patient"] == "bed01"
+    with pytest.raises(MessageError, match="patient"):
+        encode("beats", {**header, "patient": 7})
