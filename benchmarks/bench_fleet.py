@@ -32,6 +32,7 @@ from ecg_monitor.transport.base import ChunkSender
 
 CHUNK = 18
 WARMUP_S = 5.0
+DRAIN_S = 1.5
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -41,10 +42,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def measure(publisher: FleetPublisher, pids: list[int]) -> float:
-    """Run the fleet at real time; the workers' CPU (cores) after the warm-up."""
+def measure(publisher: FleetPublisher, pids: list[int]) -> tuple[float, float]:
+    """Run the fleet at real time, then let the workers drain for :data:`DRAIN_S`: their CPU
+    (cores) while streaming after the warm-up, and their CPU seconds over the whole run."""
     done = threading.Event()
     t = threading.Thread(target=lambda: (publisher.run(), done.set()))
+    start = sum(cpu_s(p) for p in pids)
     t0 = time.monotonic()
     t.start()
     done.wait(WARMUP_S)
@@ -54,7 +57,8 @@ def measure(publisher: FleetPublisher, pids: list[int]) -> float:
     lag = time.monotonic() - t0 - publisher.duration_s
     if lag > 0.5:
         print(f"  (the sender fell {lag:.1f} s behind real time)")
-    return cpu
+    time.sleep(DRAIN_S)
+    return cpu, sum(cpu_s(p) for p in pids) - start
 
 
 def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
@@ -62,9 +66,11 @@ def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
     return FleetPublisher(fleet_sources(args.feeds, records, args.data_dir), sender, 1.0, CHUNK, args.seconds + WARMUP_S)
 
 
-def report(name: str, n: int, cpu: float, statuses: dict[str, dict], workers: int, seconds: float) -> None:
+def report(name: str, n: int, cpu: tuple[float, float], statuses: dict[str, dict], workers: int,
+           seconds: float) -> None:
     lat = [s["latency_ms"] for s in statuses.values()]
-    done = sum(s["samples"] for s in statuses.values()) / (n * seconds * 360.0)
+    processed_s = sum(s["samples"] for s in statuses.values()) / 360.0
+    done = processed_s / (n * seconds)
     comp = max(lat, key=lambda s: s["compute"]["n"])  # worker-wide windows: one per worker
     beats = sum(sum(s["beats_by_class"].values()) for s in statuses.values())
     cont = {k: sum(s["continuity"][k] for s in statuses.values()) for k in ("gaps", "lost_chunks", "duplicates")}
@@ -72,11 +78,14 @@ def report(name: str, n: int, cpu: float, statuses: dict[str, dict], workers: in
     p99 = max(s["compute"]["p99"] or 0 for s in lat)
     e2e = max(s["end_to_end"]["p99"] or 0 for s in lat)
     print(f"  {name}: {len(statuses)} feeds reported, {100 * done:.0f} % of the signal processed when sending "
-          f"ended (+1.5 s), {beats} beats, continuity {cont}, end-to-end p99 {e2e:.1f} ms "
+          f"ended (+{DRAIN_S} s), {beats} beats, continuity {cont}, end-to-end p99 {e2e:.1f} ms "
           f"(window {comp['compute']['n']} beats)")
-    print(f"  per feed: {100 * cpu / n:.2f} % of one core")
+    per_feed = 100 * cpu[1] / processed_s  # CPU seconds per second of one feed's signal
+    print(f"  per feed: {per_feed:.2f} % of one core (worker CPU seconds per signal second processed), "
+          f"so {100 / per_feed:.0f} real-time feeds per core")
     where = "worker" if workers == 1 else f"{workers} workers"
-    print(f"{n} feeds: {where} CPU {100 * cpu:.0f} % of one core, per-beat compute p50 {p50:.1f} ms p99 {p99:.1f} ms")
+    print(f"{n} feeds: {where} CPU {100 * cpu[0]:.0f} % of one core, per-beat compute p50 {p50:.1f} ms "
+          f"p99 {p99:.1f} ms")
 
 
 def run_zmq(args: argparse.Namespace) -> None:
@@ -104,7 +113,6 @@ def run_zmq(args: argparse.Namespace) -> None:
     sender = ZmqChunkSender(ep.chunks, hwm=100000)
     try:
         cpu = measure(publisher(args, sender), [proc.pid])
-        time.sleep(1.5)
     finally:
         running = False
         t.join()
@@ -138,7 +146,6 @@ def run_nats(args: argparse.Namespace) -> None:
         sender.client.call(sender.client.nc.subscribe("ecg.*.status", cb=on_status))
         try:
             cpu = measure(publisher(args, sender), [p.pid for p in procs])
-            time.sleep(1.5)
         finally:
             sender.close()
             for p in procs:
