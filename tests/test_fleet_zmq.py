@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 
 import pytest
 import zmq
@@ -31,19 +32,53 @@ def run_fleet(chunks: str, events: str, ready) -> int:
         link.close()
 
 
-def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tmp_path):
+@contextmanager
+def fleet_worker(tmp_path, topics: tuple[bytes, ...]):
+    """A fleet worker process on ZeroMQ (roster bed00..bed03) and a subscriber of ``topics``."""
     ep = runtime.Endpoints(f"ipc://{tmp_path}/chunks", f"ipc://{tmp_path}/events")
     ready = SPAWN.Event()
     proc = SPAWN.Process(target=run_fleet, args=(ep.chunks, ep.events, ready))
     proc.start()
     ctx = zmq.Context()
     sub = runtime.socket(ctx, zmq.SUB, hwm=100000)
-    for topic in (b"beats", b"alarm", b"status"):
+    for topic in topics:
         sub.subscribe(topic)
     sub.connect(ep.events)
     try:
         assert ready.wait(60)
         time.sleep(0.3)
+        yield ep, sub
+    finally:
+        proc.terminate()
+        proc.join(10)
+        sub.close()
+        ctx.term()
+
+
+def until_ended(sub, feeds: int, on_message=None) -> dict:
+    """Each patient's last status once ``feeds`` of them say ended (30 s at most)."""
+    status: dict = {}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and sum(s["source_state"] == "ended" for s in status.values()) < feeds:
+        if sub.poll(1000):
+            m = decode(sub.recv_multipart())
+            if m.kind == "status":
+                status[m["patient"]] = m
+            elif on_message:
+                on_message(m)
+    return status
+
+
+def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tmp_path):
+    beats, alarms = defaultdict(list), defaultdict(list)
+
+    def on_message(m) -> None:
+        if m.kind == "beats":
+            beats[m["patient"]] += [(b["sample"], b["label"]) for b in m["beats"]]
+        else:
+            alarms[m["patient"]].append((m["alarm"], m["event"], m["sample"]))
+
+    with fleet_worker(tmp_path, (b"beats", b"alarm", b"status")) as (ep, sub):
         signals = {f"bed{i:02d}": patient_signal(i, SECONDS) for i in range(4)}
         sizes = {"bed00": 7, "bed01": 18, "bed02": 90, "bed03": 361}  # a different chunking per feed
         msgs = {p: chunk_messages(p, x, sizes[p]) for p, x in signals.items()}
@@ -60,22 +95,7 @@ def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tm
         for frames in [*bad, intruder] + [ended_message(p, len(x)) for p, x in signals.items()]:
             sender.send(None, frames)
         sender.close()
-        beats, alarms, status = defaultdict(list), defaultdict(list), {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len([s for s in status.values() if s["source_state"] == "ended"]) < 4:
-            if sub.poll(1000):
-                m = decode(sub.recv_multipart())
-                if m.kind == "beats":
-                    beats[m["patient"]] += [(b["sample"], b["label"]) for b in m["beats"]]
-                elif m.kind == "alarm":
-                    alarms[m["patient"]].append((m["alarm"], m["event"], m["sample"]))
-                else:
-                    status[m["patient"]] = m
-    finally:
-        proc.terminate()
-        proc.join(10)
-        sub.close()
-        ctx.term()
+        status = until_ended(sub, 4, on_message)
     for p, x in signals.items():
         ref = reference(p, x, 360)
         assert len(ref["beats"]) >= SECONDS * 30 / 60
@@ -88,30 +108,11 @@ def test_one_worker_many_feeds_same_beats_as_each_alone_whatever_the_chunking(tm
 
 
 def test_fleet_source_sends_every_patient_whole_and_in_order(tmp_path):
-    ep = runtime.Endpoints(f"ipc://{tmp_path}/chunks", f"ipc://{tmp_path}/events")
-    ready = SPAWN.Event()
-    proc = SPAWN.Process(target=run_fleet, args=(ep.chunks, ep.events, ready))
-    proc.start()
-    ctx = zmq.Context()
-    sub = runtime.socket(ctx, zmq.SUB, hwm=100000)
-    sub.subscribe(b"status")
-    sub.connect(ep.events)
-    status = {}
-    try:
-        assert ready.wait(60)
+    with fleet_worker(tmp_path, (b"status",)) as (ep, sub):
         fleet = subprocess.run([sys.executable, "-m", "ecg_monitor.fleet.cli", "--patients", "3", "--connect", ep.chunks,
                                 "--speed", "max", "--duration", "6"], capture_output=True, text=True, timeout=60)
         assert fleet.returncode == 0, fleet.stderr
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(s["source_state"] == "ended" for s in status.values()) < 3:
-            if sub.poll(1000):
-                m = decode(sub.recv_multipart())
-                status[m["patient"]] = m
-    finally:
-        proc.terminate()
-        proc.join(10)
-        sub.close()
-        ctx.term()
+        status = until_ended(sub, 3)
     assert sorted(status) == ["bed01", "bed02", "bed03"]
     for m in status.values():
         cont = m["continuity"]
