@@ -41,7 +41,8 @@ RETENTION_S = 15 * 60
 ACK_WAIT_S = 1.0
 PIN_TIMEOUT_S = 1.5  # > ACK_WAIT_S: a takeover finds the dead worker's messages ready again
 PULL_EXPIRES_S = 0.5
-PULL_BATCH = 256
+PULL_BATCH = 64
+LOCAL_MAX = 2 * PULL_BATCH  # fetched, not yet taken by the worker: more waits (acks stay within ack_wait)
 STANDBY_DELAY_S = 3.0  # an unpinned partition with waiting messages: how long its home worker has
 MIN_SERVER = (2, 11)
 NS = 1_000_000_000
@@ -225,6 +226,13 @@ class NatsWorkerLink(WorkerLink):
         return time.monotonic() - since[0] >= STANDBY_DELAY_S
 
     async def _pull(self, k: int, home: bool) -> None:
+        try:
+            await self._pull_loop(k, home)
+        except (NatsError, asyncio.CancelledError):
+            if self.running:
+                raise
+
+    async def _pull_loop(self, k: int, home: bool) -> None:
         nc = self.client.nc
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
@@ -234,6 +242,8 @@ class NatsWorkerLink(WorkerLink):
             if not home and k not in self.pinned and not await self._standby(k, unpinned_since):
                 await asyncio.sleep(PULL_EXPIRES_S)
                 continue
+            while self.inbox.qsize() >= LOCAL_MAX and self.running:  # the worker is behind: fetch no more
+                await asyncio.sleep(0.005)
             req = {"batch": PULL_BATCH, "expires": int(PULL_EXPIRES_S * NS), "group": GROUP}
             if k in self.pinned:
                 req["id"] = self.pinned[k]
