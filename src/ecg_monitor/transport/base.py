@@ -53,5 +53,9 @@ class WorkerLink(ABC):
         worker taking the patient over can rebuild its state; none where nothing is stored."""
         return []
 
+    def lag(self) -> dict[str, int]:
+        """Messages waiting for this worker, per partition (where the broker says)."""
+        return {}
+
     @abstractmethod
     def close(self) -> None: ...

@@ -201,6 +201,7 @@ class NatsWorkerLink(WorkerLink):
         self.client = _Client(url, partitions)
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.pinned: dict[int, str] = {}  # partition -> pin id while this worker holds it
+        self.pending: dict[int, int] = {}  # partition -> messages still on the server after the last one
         self.running = True
         for k in range(partitions):
             self.client.call(self.client.consumer(k))
@@ -267,6 +268,7 @@ class NatsWorkerLink(WorkerLink):
                 if pin:
                     self.pinned[k] = pin
                 got += 1
+                self.pending[k] = msg.metadata.num_pending
                 self.inbox.put(Delivery(to_frames(msg.headers, msg.data), self._acker(msg.reply),
                                         msg.subject.rsplit(".", 1)[-1], msg))
         await sub.unsubscribe()
@@ -283,6 +285,11 @@ class NatsWorkerLink(WorkerLink):
         except queue.Empty:
             pass
         return out
+
+    def lag(self) -> dict[str, int]:
+        """Per partition held: messages still on the server (the worker's lag), as of the last
+        delivery."""
+        return {f"part-{k}": self.pending.get(k, 0) for k in sorted(self.pinned)}
 
     def publish(self, patient: str | None, kind: str, frames: list[bytes], msg_id: str | None = None) -> None:
         headers, payload = to_message(frames)
