@@ -38,9 +38,12 @@ from ecg_monitor.transport.base import ChunkSender, Delivery, WorkerLink
 SAMPLES, EVENTS = "ECG_SAMPLES", "ECG_EVENTS"
 GROUP = "workers"
 RETENTION_S = 15 * 60
-ACK_WAIT_S = 1.0
-PIN_TIMEOUT_S = 1.5  # > ACK_WAIT_S: a takeover finds the dead worker's messages ready again
-PULL_EXPIRES_S = 0.5
+ACK_WAIT_S = 0.5
+PULL_EXPIRES_S = 0.3
+#: > 2 x ACK_WAIT_S (the server notices expired acks up to one ack_wait late) + PULL_EXPIRES_S (a
+#: pull answered just before the kill): a takeover finds all the dead worker's messages ready to
+#: be redelivered, before any newer one, so a patient's chunks stay in order.
+PIN_TIMEOUT_S = 1.5
 PULL_BATCH = 64
 LOCAL_MAX = 2 * PULL_BATCH  # fetched, not yet taken by the worker: more waits (acks stay within ack_wait)
 STANDBY_DELAY_S = 3.0  # an unpinned partition with waiting messages: how long its home worker has
