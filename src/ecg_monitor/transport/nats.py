@@ -205,11 +205,27 @@ class NatsWorkerLink(WorkerLink):
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.pinned: dict[int, str] = {}  # partition -> pin id while this worker holds it
         self.pending: dict[int, int] = {}  # partition -> messages still on the server after the last one
+        self.unacked: dict[str, float] = {}  # reply subject -> fetched (or last said in progress), loop thread only
         self.running = True
         for k in range(partitions):
             self.client.call(self.client.consumer(k))
-        self.pullers = [asyncio.run_coroutine_threadsafe(self._pull(k, k in home),
-                                                         self.client.loop) for k in range(partitions)]
+        self.pullers = [asyncio.run_coroutine_threadsafe(coro, self.client.loop)
+                        for coro in [*(self._pull(k, k in home) for k in range(partitions)), self._in_progress()]]
+
+    async def _in_progress(self) -> None:
+        """Tell the server a fetched chunk is still being worked on (``+WPI``) while the worker is
+        behind, so it is not redelivered to this worker; a dead worker says nothing and its
+        chunks are due again after ``ack_wait``."""
+        while self.running:
+            await asyncio.sleep(ACK_WAIT_S / 4)
+            now = time.monotonic()
+            for reply, t in list(self.unacked.items()):
+                if now - t > ACK_WAIT_S / 2:
+                    self.unacked[reply] = now
+                    try:
+                        await self.client.nc.publish(reply, b"+WPI")
+                    except NatsError:
+                        break
 
     async def _standby(self, k: int, since: list[float | None]) -> bool:
         """Whether this worker should wait in line for partition ``k``, which is not its home: while
@@ -272,12 +288,16 @@ class NatsWorkerLink(WorkerLink):
                     self.pinned[k] = pin
                 got += 1
                 self.pending[k] = msg.metadata.num_pending
+                self.unacked[msg.reply] = time.monotonic()
                 self.inbox.put(Delivery(to_frames(msg.headers, msg.data), self._acker(msg.reply),
                                         msg.subject.rsplit(".", 1)[-1], msg))
         await sub.unsubscribe()
 
     def _acker(self, reply: str):
-        return lambda: self.client.post(reply, None, b"+ACK")
+        def acked() -> None:  # on the loop thread, in order with the results posted before it
+            self.unacked.pop(reply, None)
+            self.client.outbox.put_nowait((reply, None, b"+ACK", False))
+        return lambda: self.client.loop.call_soon_threadsafe(acked)
 
     def receive(self, timeout_s: float) -> list[Delivery]:
         out: list[Delivery] = []
