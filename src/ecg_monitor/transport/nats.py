@@ -46,6 +46,7 @@ PULL_EXPIRES_S = 0.3
 PIN_TIMEOUT_S = 1.5
 PULL_BATCH = 64
 LOCAL_MAX = 2 * PULL_BATCH  # fetched, not yet taken by the worker: more waits (acks stay within ack_wait)
+REPLAY_CACHE_S = 5.0  # a taken-over partition's replay window serves its patients this long
 STANDBY_DELAY_S = 3.0  # an unpinned partition with waiting messages: how long its home worker has
 MIN_SERVER = (2, 11)
 NS = 1_000_000_000
@@ -79,6 +80,7 @@ class _Client:
         self.nc = self.call(self._connect())
         self.js = self.nc.jetstream()
         self.outbox: asyncio.Queue = self.call(self._make_queue())
+        self.posted: list[tuple] = []  # the caller's thread only
         self.sender = asyncio.run_coroutine_threadsafe(self._drain_outbox(), self.loop)
         self.call(self._layout())
 
@@ -145,8 +147,19 @@ class _Client:
         return got
 
     def post(self, subject: str, headers: dict[str, str] | None, payload: bytes, stored: bool = False) -> None:
-        """Queue a publish (``stored``: wait for the stream's acknowledgement) in order."""
-        self.loop.call_soon_threadsafe(self.outbox.put_nowait, (subject, headers, payload, stored))
+        """Queue a publish (``stored``: wait for the stream's acknowledgement), in order; it goes
+        to the loop thread at the next :meth:`push` (one wake-up per burst, not per message)."""
+        self.posted.append((subject, headers, payload, stored))
+
+    def push(self) -> None:
+        """Hand what was posted to the loop thread."""
+        if self.posted:
+            items, self.posted = self.posted, []
+            self.loop.call_soon_threadsafe(self._enqueue, items)
+
+    def _enqueue(self, items: list) -> None:
+        for item in items:
+            self.outbox.put_nowait(item)
 
     async def _drain_outbox(self) -> None:
         while True:
@@ -162,6 +175,8 @@ class _Client:
                     await asyncio.sleep(0.2)
 
     def flush(self, timeout: float = 5.0) -> None:
+        self.push()
+
         async def wait_empty():
             while not self.outbox.empty():
                 await asyncio.sleep(0.01)
@@ -190,6 +205,7 @@ class NatsChunkSender(ChunkSender):
     def send(self, patient: str | None, frames: list[bytes]) -> bool:
         headers, payload = to_message(frames)
         self.client.post(f"ecg.{patient}.samples", headers, payload)
+        self.client.push()
         return True
 
     def close(self) -> None:
@@ -205,7 +221,9 @@ class NatsWorkerLink(WorkerLink):
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.pinned: dict[int, str] = {}  # partition -> pin id while this worker holds it
         self.pending: dict[int, int] = {}  # partition -> messages still on the server after the last one
-        self.unacked: dict[str, float] = {}  # reply subject -> fetched (or last said in progress), loop thread only
+        self.unacked: dict[str, float] = {}  # reply subject -> fetched (or last said in progress)
+        self.lock = threading.Lock()
+        self.replays: dict[str, tuple[int, float, dict]] = {}  # partition -> (first seq, when, chunks by patient)
         self.running = True
         for k in range(partitions):
             self.client.call(self.client.consumer(k))
@@ -219,31 +237,35 @@ class NatsWorkerLink(WorkerLink):
         while self.running:
             await asyncio.sleep(ACK_WAIT_S / 4)
             now = time.monotonic()
-            for reply, t in list(self.unacked.items()):
-                if now - t > ACK_WAIT_S / 2:
-                    self.unacked[reply] = now
-                    try:
-                        await self.client.nc.publish(reply, b"+WPI")
-                    except NatsError:
-                        break
+            with self.lock:
+                due = [reply for reply, t in self.unacked.items() if now - t > ACK_WAIT_S / 2]
+                self.unacked.update(dict.fromkeys(due, now))
+            for reply in due:
+                try:
+                    await self.client.nc.publish(reply, b"+WPI")
+                except NatsError:
+                    break
 
-    async def _standby(self, k: int, since: list[float | None]) -> bool:
-        """Whether this worker should wait in line for partition ``k``, which is not its home: while
-        another worker holds the pin (then the server hands it over when that worker dies), or when
-        messages wait and nobody has held it for :data:`STANDBY_DELAY_S` (its home worker is away).
-        Standbys never wait in line for an unpinned partition at once, so home workers get theirs."""
+    async def _standby(self, k: int, line: dict) -> bool:
+        """Whether this worker should wait in line for partition ``k``, which is not its home: once
+        another worker has held its pin (the server hands the pin over when that worker dies, and
+        a standby that saw it held stays in line), or when messages wait and nobody has held it for
+        :data:`STANDBY_DELAY_S` (its home worker is away). Standbys never wait in line for a
+        partition nobody has held yet, so home workers get theirs at start."""
+        if line.get("held"):
+            return True
         try:
             info = await self.client.api(f"$JS.API.CONSUMER.INFO.{SAMPLES}.part-{k}", {})
         except (NatsUnavailable, NatsError, asyncio.TimeoutError):
             return False
         groups = info.get("priority_groups") or [{}]
         if groups[0].get("pinned_client_id"):
-            since[0] = None
+            line["held"] = True
             return True
         if info.get("num_pending", 0) + info.get("num_ack_pending", 0) == 0:
             return False
-        since[0] = since[0] or time.monotonic()
-        return time.monotonic() - since[0] >= STANDBY_DELAY_S
+        line.setdefault("since", time.monotonic())
+        return time.monotonic() - line["since"] >= STANDBY_DELAY_S
 
     async def _pull(self, k: int, home: bool) -> None:
         try:
@@ -257,9 +279,9 @@ class NatsWorkerLink(WorkerLink):
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
         subject = f"$JS.API.CONSUMER.MSG.NEXT.{SAMPLES}.part-{k}"
-        unpinned_since: list[float | None] = [None]
+        line: dict = {}
         while self.running:
-            if not home and k not in self.pinned and not await self._standby(k, unpinned_since):
+            if not home and k not in self.pinned and not await self._standby(k, line):
                 await asyncio.sleep(PULL_EXPIRES_S)
                 continue
             while self.inbox.qsize() >= LOCAL_MAX and self.running:  # the worker is behind: fetch no more
@@ -288,18 +310,21 @@ class NatsWorkerLink(WorkerLink):
                     self.pinned[k] = pin
                 got += 1
                 self.pending[k] = msg.metadata.num_pending
-                self.unacked[msg.reply] = time.monotonic()
+                with self.lock:
+                    self.unacked[msg.reply] = time.monotonic()
                 self.inbox.put(Delivery(to_frames(msg.headers, msg.data), self._acker(msg.reply),
                                         msg.subject.rsplit(".", 1)[-1], msg))
         await sub.unsubscribe()
 
     def _acker(self, reply: str):
-        def acked() -> None:  # on the loop thread, in order with the results posted before it
-            self.unacked.pop(reply, None)
-            self.client.outbox.put_nowait((reply, None, b"+ACK", False))
-        return lambda: self.client.loop.call_soon_threadsafe(acked)
+        def ack() -> None:  # posted after the results of the message, so sent after them
+            with self.lock:
+                self.unacked.pop(reply, None)
+            self.client.post(reply, None, b"+ACK")
+        return ack
 
     def receive(self, timeout_s: float) -> list[Delivery]:
+        self.client.push()  # the results and acks of the last burst
         out: list[Delivery] = []
         try:
             out.append(self.inbox.get(timeout=max(timeout_s, 0.0)) if timeout_s > 0 else self.inbox.get_nowait())
@@ -323,12 +348,23 @@ class NatsWorkerLink(WorkerLink):
 
     def history(self, delivery: Delivery, seconds: float) -> list[list[bytes]]:
         """The patient's stored chunks from ``seconds`` (of wall time, plus margin) before this
-        message up to it, read by a throw-away ordered consumer."""
-        meta = delivery.handle.metadata
-        return self.client.call(self._history(delivery.handle.subject, meta.sequence.stream,
-                                              meta.timestamp, seconds))
+        message up to it. Read once per taken-over partition (its whole window, every patient,
+        one throw-away consumer) and kept briefly: every patient of the partition needs it, and
+        what came after this first message reaches this worker anyway."""
+        msg = delivery.handle
+        _, _, k, patient = msg.subject.split(".", 3)
+        seq = msg.metadata.sequence.stream
+        cached = self.replays.get(k)
+        if cached is None or seq < cached[0] or time.monotonic() - cached[1] > REPLAY_CACHE_S:
+            frames = self.client.call(self._history(f"ecg.part.{k}.*", seq, msg.metadata.timestamp, seconds))
+            by_patient: dict[str, list[list[bytes]]] = {}
+            for subject, f in frames:
+                by_patient.setdefault(subject.rsplit(".", 1)[-1], []).append(f)
+            cached = self.replays[k] = (seq, time.monotonic(), by_patient)
+        return cached[2].get(patient, [])
 
-    async def _history(self, subject: str, before_seq: int, stamp: datetime, seconds: float) -> list[list[bytes]]:
+    async def _history(self, subject: str, before_seq: int, stamp: datetime,
+                       seconds: float) -> list[tuple[str, list[bytes]]]:
         start = (stamp - timedelta(seconds=seconds + 2.0)).astimezone(timezone.utc)
         cfg = {"filter_subject": subject, "ack_policy": "none", "deliver_policy": "by_start_time",
                "opt_start_time": start.isoformat().replace("+00:00", "Z"), "inactive_threshold": 5 * NS,
@@ -338,7 +374,7 @@ class NatsWorkerLink(WorkerLink):
         nc = self.client.nc
         inbox = nc.new_inbox()
         sub = await nc.subscribe(inbox)
-        out: list[list[bytes]] = []
+        out: list[tuple[str, list[bytes]]] = []
         more = True
         while more:
             await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{SAMPLES}.{name}",
@@ -354,7 +390,7 @@ class NatsWorkerLink(WorkerLink):
                 if msg.metadata.sequence.stream >= before_seq:  # reached the delivery itself
                     more = False
                     break
-                out.append(to_frames(msg.headers, msg.data))
+                out.append((msg.subject, to_frames(msg.headers, msg.data)))
                 more = True
         await sub.unsubscribe()
         await self.client.api(f"$JS.API.CONSUMER.DELETE.{SAMPLES}.{name}", {})
