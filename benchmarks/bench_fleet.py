@@ -84,8 +84,9 @@ def report(name: str, n: int, cpu: tuple[float, float], statuses: dict[str, dict
     print(f"  per feed: {per_feed:.2f} % of one core (worker CPU seconds per signal second processed), "
           f"so {100 / per_feed:.0f} real-time feeds per core")
     where = "worker" if workers == 1 else f"{workers} workers"
+    kept = "kept up" if done >= 0.99 else f"fell behind: {100 * done:.0f} % processed"
     print(f"{n} feeds: {where} CPU {100 * cpu[0]:.0f} % of one core, per-beat compute p50 {p50:.1f} ms "
-          f"p99 {p99:.1f} ms")
+          f"p99 {p99:.1f} ms ({kept})")
 
 
 def run_zmq(args: argparse.Namespace) -> None:
