@@ -134,3 +134,55 @@ def test_unreachable_server_is_one_line_naming_the_url():
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "unreachable" in lines[0], proc.stderr
+
+
+def test_alarm_log_killed_mid_stream_resumes_without_missing_or_doubling_a_row(tmp_path):
+    from ecg_monitor.streamer.messages import encode
+    path = tmp_path / "alarms.csv"
+
+    def alarms(first: int, n: int) -> list[list[bytes]]:
+        return [encode("alarm", {"source": "sim", "worker": "1:0", "alarm": "pause", "priority": "medium",
+                                 "event": ("onset", "end")[i % 2], "sample": 1000 * i, "record_time_s": i * 2.78,
+                                 "heart_rate_bpm": None, "detail": "", "patient": f"bed{i % 3:02d}"})
+                for i in range(first, first + n)]
+
+    async def publish(url: str, frames_list: list[list[bytes]]) -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        for frames in frames_list:
+            headers, payload = to_message(frames)
+            await js.publish(f"ecg.{decode(frames)['patient']}.alarms", payload, headers=headers)
+        await nc.close()
+
+    def rows() -> list[str]:
+        return path.read_text().splitlines()[1:] if path.exists() else []
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "ecg_monitor.fleet.alarm_log", "--nats-url", srv.url,
+                                 "--csv", str(path), "--partitions", str(PARTITIONS)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "ready" in proc.stdout.readline(), proc.stderr.read()
+        return proc
+
+    def wait_rows(n: int) -> None:
+        deadline = time.monotonic() + 20
+        while len(rows()) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    with LocalNatsServer() as srv:
+        log = start()
+        asyncio.run(publish(srv.url, alarms(0, 10)))
+        wait_rows(10)
+        os.kill(log.pid, signal.SIGKILL)
+        log.wait()
+        asyncio.run(publish(srv.url, alarms(10, 10)))  # while no log runs
+        log = start()
+        wait_rows(20)
+        time.sleep(0.5)  # nothing more may come
+        log.send_signal(signal.SIGTERM)
+        log.wait(10)
+    got = rows()
+    assert path.read_text().splitlines()[0].startswith("patient,wall_time,source")
+    assert len(got) == 20
+    assert sorted(int(r.split(",")[-2]) for r in got) == [1000 * i for i in range(20)]  # sample column
+    assert {r.split(",")[0] for r in got} == {"bed00", "bed01", "bed02"}

@@ -39,8 +39,9 @@ def wall_time() -> str:
 class AlarmCsv:
     """Append-only CSV file of alarm rows; every row is durable when ``write`` returns True."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
         self.path = Path(path)
+        self.columns = columns
         self.pending: list[dict] = []
         self.written = 0
         self.failures = 0
@@ -48,7 +49,7 @@ class AlarmCsv:
 
     def _line(self, row: dict) -> str:
         buf = io.StringIO()
-        csv.DictWriter(buf, COLUMNS, extrasaction="ignore", lineterminator="\n").writerow(row)
+        csv.DictWriter(buf, self.columns, extrasaction="ignore", lineterminator="\n").writerow(row)
         return buf.getvalue()
 
     def write(self, row: dict | None = None) -> bool:
@@ -62,7 +63,7 @@ class AlarmCsv:
             try:
                 text = "".join(self._line(r) for r in self.pending)
                 if os.fstat(fd).st_size == 0:
-                    text = ",".join(COLUMNS) + "\n" + text
+                    text = ",".join(self.columns) + "\n" + text
                 data = text.encode("utf-8")
                 while data:
                     data = data[os.write(fd, data):]

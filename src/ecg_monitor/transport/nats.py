@@ -69,7 +69,7 @@ def to_frames(headers: dict[str, str] | None, data: bytes) -> list[bytes]:
     return [kind, head, payload] if sep else [kind, head]
 
 
-class _Client:
+class NatsClient:
     """A nats-py connection on its own event-loop thread, with an ordered outbox."""
 
     def __init__(self, url: str, partitions: int) -> None:
@@ -200,7 +200,7 @@ class NatsChunkSender(ChunkSender):
     """Publishes ``ecg.<patient>.samples`` (stored by the samples stream)."""
 
     def __init__(self, url: str, partitions: int) -> None:
-        self.client = _Client(url, partitions)
+        self.client = NatsClient(url, partitions)
 
     def send(self, patient: str | None, frames: list[bytes]) -> bool:
         headers, payload = to_message(frames)
@@ -217,7 +217,7 @@ class NatsWorkerLink(WorkerLink):
     results to the events stream."""
 
     def __init__(self, url: str, partitions: int, home: set[int]) -> None:
-        self.client = _Client(url, partitions)
+        self.client = NatsClient(url, partitions)
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.pinned: dict[int, str] = {}  # partition -> pin id while this worker holds it
         self.pending: dict[int, int] = {}  # partition -> messages still on the server after the last one
