@@ -13,7 +13,6 @@ the workers' status messages.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import subprocess
 import sys
@@ -128,7 +127,8 @@ def run_zmq(args: argparse.Namespace) -> None:
 
 def run_nats(args: argparse.Namespace) -> None:
     workers, partitions = args.nats_workers, args.partitions
-    from ecg_monitor.transport.nats import NatsChunkSender, to_frames
+    from ecg_monitor.transport.nats import NatsChunkSender
+    from ecg_monitor.transport.natsclient import to_frames
     from ecg_monitor.transport.server import LocalNatsServer
     statuses: dict[str, dict] = {}
     with LocalNatsServer() as srv:

@@ -20,7 +20,7 @@ from collections import defaultdict
 import nats
 
 from ecg_monitor.streamer.messages import decode
-from ecg_monitor.transport.nats import EVENTS, to_frames, to_message
+from ecg_monitor.transport.natsclient import EVENTS, to_frames, to_message
 from ecg_monitor.transport.server import LocalNatsServer
 from fleet_helpers import chunk_messages, ended_message, patient_signal, reference
 

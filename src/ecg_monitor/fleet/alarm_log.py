@@ -21,7 +21,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from ecg_monitor import runtime
 from ecg_monitor.alarm_log import COLUMNS, AlarmCsv, wall_time
 from ecg_monitor.streamer.messages import Message, MessageError, decode
-from ecg_monitor.transport.nats import EVENTS, NatsUnavailable, NatsClient, to_frames
+from ecg_monitor.transport.natsclient import EVENTS, NatsClient, NatsUnavailable, to_frames
 from ecg_monitor.workers.cli import DEFAULT_PARTITIONS
 
 FLEET_COLUMNS = ("patient", *COLUMNS)
