@@ -122,6 +122,7 @@ def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anythi
         assert last_status[p]["source_state"] == "ended"
     takeovers = [m["fleet"]["takeovers"] for m in last_status.values()]
     assert max(takeovers) == len(moved)
+    assert {m["fleet"]["transport"] for m in last_status.values()} == {"connected"}
     survivor = {m["fleet"]["feeds"]: m["fleet"]["lag"] for m in last_status.values()}[PATIENTS]
     assert survivor == {f"part-{k}": 0 for k in range(PARTITIONS)}  # holds every partition, nothing waiting
 

@@ -57,5 +57,9 @@ class WorkerLink(ABC):
         """Messages waiting for this worker, per partition (where the broker says)."""
         return {}
 
+    def state(self) -> str:
+        """``connected``, or ``reconnecting`` while a broker is away (results are kept meanwhile)."""
+        return "connected"
+
     @abstractmethod
     def close(self) -> None: ...

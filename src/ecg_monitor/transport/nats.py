@@ -171,6 +171,9 @@ class NatsWorkerLink(WorkerLink):
         delivery."""
         return {f"part-{k}": self.pending.get(k, 0) for k in sorted(self.pinned)}
 
+    def state(self) -> str:
+        return "connected" if self.client.nc.is_connected else "reconnecting"
+
     def publish(self, patient: str | None, kind: str, frames: list[bytes], msg_id: str | None = None) -> None:
         headers, payload = to_message(frames)
         if msg_id:

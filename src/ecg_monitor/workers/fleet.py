@@ -92,7 +92,8 @@ class FleetWorker:
             "latency_ms": latency,
             "data_age_s": None if f.last_chunk_at is None else round(now - f.last_chunk_at, 3),
             "uptime_s": round(now - self.started, 3),
-            "fleet": {"feeds": len(self.feeds), **asdict(self.counters), "lag": self.link.lag()},
+            "fleet": {"feeds": len(self.feeds), **asdict(self.counters), "lag": self.link.lag(),
+                      "transport": self.link.state()},
         }
 
     def publish_status(self, patient: str | None = None) -> None:
