@@ -52,8 +52,11 @@ def test_window_builds_and_renders_at_fixed_rate(qtbot) -> None:
     qtbot.addWidget(v)
     v.show()
     assert v.timer.interval() == 20 and v.timer.isActive()
-    for name in ("trace", "banner", "vitals", "alarm_list", "latency", "inspector", "controls"):
+    for name in ("trace", "banner", "vitals", "alarm_list", "inspector", "controls"):
         assert getattr(v, name).isVisible(), name
+    assert not v.latency.isVisible()  # engineering panel: off until asked for
+    qtbot.mouseClick(v.controls.engineering, QtCore.Qt.MouseButton.LeftButton)
+    assert v.latency.isVisible() and v.processes.isVisible()
     x = np.sin(np.arange(3600) / 30.0)
     v.apply(msg("trace", x, start=0, fs=FS))
     qtbot.waitUntil(lambda: v.trace.cursor >= 3600 - int(0.2 * FS), timeout=3000)
@@ -80,7 +83,7 @@ def test_alarm_banner_flashes_in_iec_colour(view: LiveView, priority: str, lit: 
     assert view.banner.priority == priority and banner_pixel(view) == lit
     view.banner.refresh(view.board, now=dark_at)  # second half of the period: dark
     assert banner_pixel(view) == colors.PANEL
-    assert "Ventricular tachycardia" in view.banner.label.text() and "HR 172" in view.banner.label.text()
+    assert "Ventricular tachycardia" in view.banner.label.text() and "HR" not in view.banner.label.text()
 
 
 def test_low_priority_is_steady_cyan_and_high_wins(view: LiveView) -> None:
@@ -120,9 +123,11 @@ def test_audio_pause_counts_down(view: LiveView, qtbot) -> None:
     view.apply(alarm("medium", name="extreme_tachycardia"))
     view.apply(alarm("low", name="signal_noisy"))
     assert view.board.sound_interval(now=0.0) == colors.PRIORITY_STYLES["high"].burst_every_s
+    assert view.banner.pause_button.text() == "Pause audio (2 min)"
     qtbot.mouseClick(view.banner.pause_button, QtCore.Qt.MouseButton.LeftButton)
     view.frame()
-    assert view.banner.audio.text().startswith("AUDIO PAUSED 1:5")
+    assert view.banner.pause_button.text().startswith("AUDIO PAUSED 1:5")
+    assert view.banner.pause_button.isChecked()
     assert view.board.sound_interval(now=time.monotonic()) is None
     assert view.board.sound_interval(now=time.monotonic() + 121.0) == 3.0
     high = next(a for a in view.board.alarms.values() if a.priority == "high")
@@ -131,6 +136,11 @@ def test_audio_pause_counts_down(view: LiveView, qtbot) -> None:
     medium = next(a for a in view.board.alarms.values() if a.priority == "medium")
     view.acknowledge(medium.alarm_id)
     assert view.board.sound_interval(now=time.monotonic() + 121.0) is None  # low never sounds
+    view.apply(alarm("high", t=30.0))
+    qtbot.mouseClick(view.banner.pause_button, QtCore.Qt.MouseButton.LeftButton)  # pressed again: resume
+    view.frame()
+    assert view.board.sound_interval(now=time.monotonic()) == colors.PRIORITY_STYLES["high"].burst_every_s
+    assert not view.banner.pause_button.isChecked() and view.banner.pause_button.text() == "Pause audio (2 min)"
 
 
 def test_status_fills_numbers_and_source_state(view: LiveView) -> None:
@@ -217,3 +227,62 @@ def test_subscriber_drops_malformed_messages_and_view_counts_its_gaps(view: Live
     assert view.first_sample == 0 and view.view_dropped > 3000  # the jump is a drop, shown as a gap
     view.close()
     pub.close(0)
+
+
+def status(**fields):
+    base = dict(incarnation=0, source_state="connected", samples=3600, record_time_s=10.0, heart_rate_bpm=97.0,
+                beats_by_class={"N": 11, "V": 3}, active_alarms=[], continuity={}, latency_ms={})
+    return msg("status", **{**base, **fields})
+
+
+def test_one_heart_rate_on_screen_during_an_alarm(view: LiveView) -> None:
+    """The banner quotes no rate of its own: the only rate shown is the worker's heart_rate_bpm,
+    in the large display (the alarm came with another rate at its onset)."""
+    view.apply(status(heart_rate_bpm=97.0))
+    view.apply(msg("alarm", alarm="ventricular_tachycardia", priority="high", event="onset", sample=3600,
+                   record_time_s=10.0, heart_rate_bpm=144.0, detail=""))
+    view.frame()
+    assert view.vitals.hr.text() == "97"
+    assert "144" not in view.banner.label.text() and "HR" not in view.banner.label.text()
+    assert view.banner.label.text().startswith("Ventricular tachycardia")
+
+
+def test_counts_include_every_beat_on_screen(view: LiveView) -> None:
+    """A beat drawn before the worker's next status is already in its class's count."""
+    view.apply(msg("trace", np.zeros(3600), start=0, fs=FS))
+    view.apply(status(beats_by_class={"N": 11, "S": 0, "V": 3}))
+    view.apply(msg("beats", fs=FS, beats=[{"sample": 3000, "emitted_at": 3100, "label": "S", "search_back": False,
+                                           "probabilities": None, "t_received": time.monotonic()}]))
+    view.frame()
+    assert view.vitals.counts["S"].text() == "1" and view.vitals.counts["N"].text() == "11"
+
+
+@pytest.mark.parametrize("source, speed, kind, shown", [
+    ("replay:208", "4", "replay", ("208", "4")),
+    ("synthetic", "max", "synthetic", (None, "max")),
+    ("serial:/tmp/ttyECG", "device", "serial", ("/tmp/ttyECG", None)),
+])
+def test_source_picker_shows_the_current_source(view: LiveView, source, speed, kind, shown) -> None:
+    c = view.controls
+    assert (c.kind.currentText(), c.record.currentText(), c.new_speed.currentText()) == ("replay", "100", "1")
+    view.apply(decode(encode("status", {**status(source_counters={"chunks": 5, "speed": speed}).header,
+                                        "source": source})))
+    assert c.kind.currentText() == kind
+    name, pace = shown
+    if kind == "replay":
+        assert c.record.currentText() == name
+    if kind == "serial":
+        assert c.port.currentText() == name
+    if pace is not None:
+        assert c.new_speed.currentText() == pace
+    c.kind.setCurrentText("replay")  # the operator starts choosing: the next status leaves it alone
+    view.apply(decode(encode("status", {**status(source_counters={"chunks": 6, "speed": speed}).header,
+                                        "source": source})))
+    assert c.kind.currentText() == "replay"
+
+
+def test_source_panel_shows_serial_faults(view: LiveView) -> None:
+    view.apply(status(source_counters={"port": "/tmp/ttyECG", "protocol": "frames", "crc_errors": 7,
+                                       "frames_lost": 12, "gap_events": 4, "reconnects": 1, "speed": "device"}))
+    view.frame()
+    assert "device crc 7 lost 12 gaps 4 reconnects 1" in view.vitals.health.text()

@@ -123,12 +123,22 @@ class AlarmLogger:
                             detail=h["detail"], sample=h["sample"])
             if h["event"] == "onset":
                 self.open[h["alarm"]] = row
-            else:
-                self.open.pop(h["alarm"], None)
+            elif (onset := self.open.pop(h["alarm"], None)) is not None:
+                lasted = f"lasted {h['record_time_s'] - onset['record_time_s']:.1f} s"
+                row["detail"] = f"{lasted}; {h['detail']}" if h["detail"] else lasted
             self.csv.write(row)
         elif msg.kind == "status" and msg["source_state"] == "ended" and self.cfg.exit_on_end:
             return False
         return True
+
+    def finish(self) -> int:
+        """Last try at the rows held back; if they still cannot be written, say so loudly and
+        return ``EXIT_DATA_LOST``, so the monitor cannot end with exit code 0 over a lost row."""
+        if self.csv.pending and not self.csv.write():
+            print(f"\n!!! {len(self.csv.pending)} ALARM ROW(S) LOST: never written to {self.cfg.path} !!!\n",
+                  file=sys.stderr, flush=True)
+            return runtime.EXIT_DATA_LOST
+        return 0
 
     def idle(self) -> None:
         """Retry rows a failed write held back, every few seconds."""
@@ -136,8 +146,17 @@ class AlarmLogger:
             self.csv.write()
 
 
+def check_writable(path: Path) -> None:
+    """Create the log's folder and open the log for appending, or raise ``OSError``: run before
+    any process starts, so a log that cannot even be created stops the monitor with one line.
+    (A disk that fills later is the loud retry path above.)"""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644))
+
+
 def run(cfg: AlarmLogConfig, ready=None, child: bool = True) -> int:
-    """Entry point of the alarm-log process."""
+    """Entry point of the alarm-log process; ``EXIT_DATA_LOST`` when rows were never written."""
     stop = runtime.StopFlag(child=child, name="ecg-alarm-log")
     logger = AlarmLogger(cfg)
     logger.csv.write()  # the header now: an unwritable log is reported before the first alarm
@@ -145,7 +164,5 @@ def run(cfg: AlarmLogConfig, ready=None, child: bool = True) -> int:
     try:
         listener.run(logger.handle, ready, logger.idle)
     finally:
-        if logger.csv.pending:
-            logger.csv.write()
         listener.close()
-    return 0
+    return logger.finish()

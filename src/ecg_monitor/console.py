@@ -15,6 +15,7 @@ from typing import TextIO
 from ecg_monitor import runtime
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.evaluation.detect import BEATS_CSV_HEADER, beat_csv_row
+from ecg_monitor.firmware_bridge.serial_source import fault_summary
 from ecg_monitor.listener import Listener
 from ecg_monitor.streamer.messages import Message
 
@@ -29,14 +30,19 @@ class ConsoleConfig:
     stats_json: Path | None = None
     own_fs: float | None = None  # rate of the source's own sample numbering (beats CSV)
     exit_on_end: bool = True
+    queueing: bool = False  # paced source at --speed max: end-to-end times are queueing
 
 
 def _ms(x: float | None) -> str:
     return "  -  " if x is None else f"{x:5.2f}"
 
 
-def status_line(st: dict) -> str:
-    """One line: record time, HR, beats by class, alarms, continuity, latency, source."""
+def status_line(st: dict, queueing: bool = False) -> str:
+    """One line: record time, HR, beats by class, alarms, continuity, latency, source.
+
+    ``queueing``: the source is sent as fast as the worker takes it (``--speed max``), so the
+    time from a sample's send to its beat is mostly the wait in the queue, not latency: only
+    the worker's compute time is shown then."""
     hr = st.get("heart_rate_bpm")
     classes = " ".join(f"{c} {n}" for c, n in st.get("beats_by_class", {}).items()) or "-"
     alarms = ", ".join(f"{a['alarm']}({a['priority']})" for a in st.get("active_alarms", [])) or "none"
@@ -46,17 +52,36 @@ def status_line(st: dict) -> str:
     age = st.get("data_age_s")
     if source == "connected" and age is not None and age > NO_DATA_S:
         source = f"NO DATA for {age:.0f} s"
+    device = fault_summary(st.get("source_counters") or {})
+    device = f" | {device}" if device else ""
+    e2e = "e2e: queueing at --speed max" if queueing else f"e2e {_ms(lat['end_to_end']['p99'])} ms"
     return (f"t {st.get('record_time_s', 0):8.1f} s | HR {'---' if hr is None else f'{hr:3.0f}'} | "
-            f"beats {classes} | alarms: {alarms} | gaps {c.get('gaps', 0)} dup {c.get('duplicates', 0)} "
-            f"lost {c.get('lost_chunks', 0)} bad {c.get('malformed', 0) + c.get('foreign', 0)} | "
-            f"latency p99 {_ms(lat['compute']['p99'])} ms (e2e {_ms(lat['end_to_end']['p99'])} ms) | "
+            f"beats {classes} | alarms: {alarms} | chunks gaps {c.get('gaps', 0)} dup {c.get('duplicates', 0)} "
+            f"lost {c.get('lost_chunks', 0)} bad {c.get('malformed', 0) + c.get('foreign', 0)}"
+            f"{device} | "
+            f"latency p99 {_ms(lat['compute']['p99'])} ms ({e2e}) | "
             f"source {source} | worker restarts {st['incarnation']}")
+
+
+def alarm_line(h: dict, onset_s: float | None) -> str:
+    """One line per alarm event; an end says how long the alarm lasted (from its onset's
+    record time), and the worker's detail stands after a bar so it cannot read as another
+    message."""
+    hr = "" if h["heart_rate_bpm"] is None else f", HR {h['heart_rate_bpm']:.0f}"
+    lasted = "" if onset_s is None else f", lasted {h['record_time_s'] - onset_s:.1f} s"
+    detail = f" | {h['detail']}" if h["detail"] else ""
+    return (f"ALARM {h['event']:5s} {h['alarm']} [{h['priority'].upper()}] at {h['record_time_s']:.1f} s"
+            f"{hr}{lasted}{detail}")
 
 
 class Console:
     def __init__(self, cfg: ConsoleConfig, out: TextIO = sys.stdout) -> None:
         self.cfg, self.out = cfg, out
         self.last_status: dict | None = None
+        self.printed: dict | None = None  # the status last printed
+        self.onsets: dict[str, float] = {}  # alarm -> record time of its open onset
+        self.source_state = "waiting"
+        self.reconnects = 0
         self.next_print = time.monotonic() + cfg.every_s
         self.worker: str | None = None
         self.alarms: Counter[str] = Counter()
@@ -75,21 +100,35 @@ class Console:
         self.worker = msg["worker"]
         if msg.kind == "alarm":
             h = msg.header
+            onset = self.onsets.pop(h["alarm"], None)
             if h["event"] == "onset":
                 self.alarms[h["alarm"]] += 1
-            hr = "" if h["heart_rate_bpm"] is None else f" HR {h['heart_rate_bpm']:.0f}"
-            self.say(f"ALARM {h['event']:5s} {h['alarm']} [{h['priority'].upper()}] at "
-                     f"{h['record_time_s']:.1f} s{hr} {h['detail']}")
+                self.onsets[h["alarm"]] = h["record_time_s"]
+                onset = None
+            self.say(alarm_line(h, onset))
         elif msg.kind == "beats":
             self._write_beats(msg)
         elif msg.kind == "status":
+            self._source_events(msg.header)
             self.last_status = msg.header
             if msg["source_state"] == "ended" and self.cfg.exit_on_end:
-                self.say(status_line(msg.header))
+                self._print_status()
                 detail = msg.header.get("source_detail") or ""
                 self.say(f"source ended{': ' + detail if detail else ''}")
                 return False
         return True
+
+    def _source_events(self, st: dict) -> None:
+        """An event line when the device is lost, comes back or was reopened (counted by the
+        serial source), so a dropout shows when it happens, not only as a number."""
+        counters = st.get("source_counters") or {}
+        reconnects = counters.get("reconnects", 0)
+        state, detail = st["source_state"], st.get("source_detail") or ""
+        if reconnects > self.reconnects:
+            self.say(f"SOURCE {st['source']} reopened (reconnect {reconnects}): {detail or state}")
+        elif state != self.source_state and "disconnected" in (state, self.source_state):
+            self.say(f"SOURCE {st['source']} {state}{': ' + detail if detail else ''}")
+        self.reconnects, self.source_state = reconnects, state
 
     def _write_beats(self, msg: Message) -> None:
         self.beats_received += len(msg["beats"])
@@ -102,10 +141,16 @@ class Console:
             self.beats.write(beat_csv_row(beat, int(round(b["sample"] * own_fs / fs)), fs, own_fs))
         self.beats.flush()
 
+    def _print_status(self) -> None:
+        """Print the newest status, unless it was printed already: every line is news."""
+        if self.last_status is not None and self.last_status is not self.printed:
+            self.say(status_line(self.last_status, self.cfg.queueing))
+            self.printed = self.last_status
+
     def idle(self) -> None:
         now = time.monotonic()
         if now >= self.next_print and self.last_status is not None:
-            self.say(status_line(self.last_status))
+            self._print_status()
             self.next_print = now + self.cfg.every_s
 
     def finish(self) -> None:
@@ -131,6 +176,8 @@ class Console:
             "alarm_onsets": dict(self.alarms),
             "continuity": st.get("continuity"),
             "latency_ms": st.get("latency_ms"),
+            "end_to_end_is_queueing": self.cfg.queueing,
+            "source_counters": st.get("source_counters"),
             "worker_restarts": st.get("incarnation"),
         }
 

@@ -25,17 +25,18 @@ import sys
 import time
 from pathlib import Path
 
-from ecg_monitor import PIPELINE_FS, alarm_log, console, control, runtime
+from ecg_monitor import PIPELINE_FS, __version__, alarm_log, console, control, runtime
 from ecg_monitor.detector import worker
 from ecg_monitor.detector.classifier import ModelError
 from ecg_monitor.detector.pipeline import DetectorPipeline
-from ecg_monitor.replay.records import RecordError
+from ecg_monitor.replay.records import RecordError, resolve_data_dir
 from ecg_monitor.replay.source import ReplaySource
 from ecg_monitor.streamer import publisher
 from ecg_monitor.streamer.source import Source, SourceError
 from ecg_monitor.streamer.sources import add_source_arguments, open_source
 from ecg_monitor.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
 
+DEFAULT_ALARM_LOG = "ecg-monitor-alarms.csv"
 END_TIMEOUT_S = 60.0  # after the streamer died, wait this long for the subscribers to see the end
 
 
@@ -64,16 +65,32 @@ def _run_view(events: str, options, ready) -> int:
     return app.run_live_view(events, options, stop=lambda: bool(stop), ready=ready.set)
 
 
+DESCRIPTION = ("Real-time ECG monitor: plays a MIT-BIH record, a serial device or a synthetic patient "
+               "through a beat detector and classifier, with alarms, a live view and a CSV alarm log.")
+EXAMPLES = """examples:
+  ecg-monitor --demo                                   synthetic patient, live view (every alarm shows)
+  ecg-monitor --demo --headless --duration 60          the same on the console, for 60 s of signal
+  ecg-monitor --replay 208 --data-dir ../shared/data/mitdb --speed 4
+  ecg-monitor --replay 208 --headless --speed max --data-dir ../shared/data/mitdb \\
+      --beats-csv out/208-beats.csv --alarms-csv out/208-alarms.csv --stats-json out/208-stats.json
+  ecg-monitor --serial /dev/ttyUSB0 --profile ad8232-esp32
+
+Ctrl-C or SIGTERM stops every process (exit code 130 / 143). See README.md for the rest."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-monitor", description=__doc__,
+    p = argparse.ArgumentParser(prog="ecg-monitor", description=DESCRIPTION, epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_source_arguments(p)
     g = p.add_argument_group("outputs")
     g.add_argument("--headless", action="store_true", help="no live view: print status lines instead")
-    g.add_argument("--alarms-csv", type=Path, default=Path("ecg-monitor-alarms.csv"),
-                   help="alarm log, appended (default ecg-monitor-alarms.csv)")
+    g.add_argument("--alarms-csv", type=Path, default=Path(DEFAULT_ALARM_LOG),
+                   help=f"alarm log, appended; missing folders are created (default {DEFAULT_ALARM_LOG} "
+                        "in the current folder)")
     g.add_argument("--beats-csv", type=Path, help="headless: write every beat here (ecg-eval detect's columns)")
-    g.add_argument("--stats-json", type=Path, help="headless: write latency/throughput statistics here at the end")
+    g.add_argument("--stats-json", type=Path, help="headless: write latency/throughput and source counters here "
+                                                   "at the end")
     g.add_argument("--status-every", type=float, default=2.0, metavar="SEC", help="headless status line period")
     g = p.add_argument_group("endpoints (default: private ipc sockets)")
     g.add_argument("--chunks-endpoint", help="where the worker takes chunks, e.g. tcp://0.0.0.0:5555")
@@ -112,8 +129,9 @@ def _subscribers(args: argparse.Namespace, source: Source | None, endpoints: run
                                                                          exit_on_end=finite),), restart=True)]
     if app is None:
         own_fs = source.record.source_fs if isinstance(source, ReplaySource) else None
+        queueing = source is not None and not source.realtime and math.isinf(args.speed)
         cfg = console.ConsoleConfig(events, args.status_every, args.beats_csv, args.stats_json, own_fs,
-                                    exit_on_end=finite)
+                                    exit_on_end=finite, queueing=queueing)
         subs.append(Child("console", console.run, (cfg,)))
     else:
         subs.append(Child("live-view", _run_view, (events, app.view_options(args, endpoints.control))))
@@ -182,7 +200,8 @@ def supervise(args: argparse.Namespace, source: Source | None) -> int:
         sup.wait_ready(subs)
         if feed.streamer is not None:
             sup.start(feed.streamer, wait=False)
-        log(f"{feed.describe()}; worker pid {wk.proc.pid}; alarm log {args.alarms_csv}; "
+        data = f"; data {resolve_data_dir(args.data_dir)}" if isinstance(source, ReplaySource) else ""
+        log(f"{feed.describe()}{data}; worker pid {wk.proc.pid}; alarm log {args.alarms_csv.resolve()}; "
             f"endpoints {endpoints.chunks} {endpoints.events} {endpoints.control}")
         while not stop and view.proc.is_alive():
             _serve(server, sup, feed, 0.05)
@@ -207,8 +226,38 @@ def supervise(args: argparse.Namespace, source: Source | None) -> int:
         server.close()
         sup.shutdown()
         endpoints.cleanup()
+    if alarms.proc.exitcode == runtime.EXIT_DATA_LOST:
+        log(f"ALARM ROWS LOST: the alarm log {args.alarms_csv} is incomplete (see above); exit code 1")
+        return 1
     log("stopped" if stop else "done")
-    return 0
+    return stop.exit_code
+
+
+def prepare_outputs(args: argparse.Namespace) -> None:
+    """Create the folders of the output files and open the alarm log for appending, before any
+    process starts: a path that cannot be written is one line now, not a traceback at the end."""
+    for option, path in (("--beats-csv", args.beats_csv), ("--stats-json", args.stats_json),
+                         ("--alarms-csv", args.alarms_csv)):
+        if path is None:
+            continue
+        try:
+            if option == "--alarms-csv":
+                alarm_log.check_writable(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SourceError(f"{option} {path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def check_view(args: argparse.Namespace) -> None:
+    """Refuse a live view whose system libraries are missing (Qt would abort in the view)."""
+    if args.headless or _live_view()[0] is None or _no_display():
+        return  # no view, or one that runs headless or offscreen
+    from ecg_monitor.gui.system_libs import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        raise SourceError(problem)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SourceError("--remote-source needs --chunks-endpoint, e.g. tcp://0.0.0.0:5555")
         source = None if args.remote_source else open_source(args)
         DetectorPipeline(source.fs if source else PIPELINE_FS)  # the beat classifier loads before anything starts
+        prepare_outputs(args)
+        check_view(args)
     except (SourceError, RecordError, ModelError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
         return 2

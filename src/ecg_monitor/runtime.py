@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import zmq
 
 RECONNECT_MS = 50  # subscribers and streamers find a restarted worker quickly
+EXIT_DATA_LOST = 3  # a child lost data it was responsible for: not restarted, the monitor fails
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class StopFlag:
 
     def __init__(self, child: bool, name: str = "") -> None:
         self._event = threading.Event()
+        self.signum: int | None = None  # the signal that asked for the stop
         signal.signal(signal.SIGTERM, self._set)
         signal.signal(signal.SIGINT, signal.SIG_IGN if child else self._set)
         if child:
@@ -69,7 +71,14 @@ class StopFlag:
             die_with_parent()
 
     def _set(self, signum: int, frame: object) -> None:
+        self.signum = signum
         self._event.set()
+
+    @property
+    def exit_code(self) -> int:
+        """What shells expect of a process a signal stopped: 128 + the signal (130 for Ctrl-C,
+        143 for SIGTERM); 0 when no signal came."""
+        return 0 if self.signum is None else 128 + self.signum
 
     def __bool__(self) -> bool:
         return self._event.is_set()

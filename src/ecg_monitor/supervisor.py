@@ -96,7 +96,7 @@ class Supervisor:
         if not wk.proc.is_alive():
             self.restart_worker(wk)
         for child in subs:
-            if child.restart and child.proc.exitcode not in (None, 0):
+            if child.restart and child.proc.exitcode not in (None, 0, runtime.EXIT_DATA_LOST):
                 log(f"{child.name} died (exit code {child.proc.exitcode}); restarting it")
                 self.start(child, wait=False)
 

@@ -296,6 +296,19 @@ class SerialSource(Source):
         self.detail = detail
 
 
+def fault_summary(counters: dict) -> str:
+    """What went wrong on the line, from ``counters()`` as status messages carry it ('' for
+    sources that are not serial): damaged frames (CRC errors; bad lines in ASCII), lost frames
+    (lost samples in ASCII), gaps and reconnects. The console and the live view show this."""
+    if "port" not in counters:
+        return ""
+    ascii_lines = "bad_lines" in counters
+    bad = counters.get("bad_lines" if ascii_lines else "crc_errors", 0)
+    lost = counters.get("samples_lost" if ascii_lines else "frames_lost", 0)
+    return (f"device {'bad lines' if ascii_lines else 'crc'} {bad} lost {lost} "
+            f"gaps {counters.get('gap_events', 0)} reconnects {counters.get('reconnects', 0)}")
+
+
 def add_serial_arguments(parser: argparse.ArgumentParser, exclusive: argparse._MutuallyExclusiveGroup | None = None) -> None:
     """``--serial PORT`` (in ``exclusive`` with the other sources, if given) and the device options."""
     (exclusive or parser).add_argument(

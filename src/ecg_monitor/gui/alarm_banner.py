@@ -15,12 +15,20 @@ def clock(seconds: float) -> str:
 
 
 def describe(alarm: ViewAlarm) -> str:
-    """One-line banner text of an alarm."""
-    hr = f"   HR {alarm.hr_bpm:.0f}" if alarm.hr_bpm is not None else ""
+    """One-line banner text of an alarm. No heart rate of its own: the one heart rate on screen
+    is the large display beside the trace (the worker's ``heart_rate_bpm``), so the banner and
+    the display can never disagree."""
     state = "" if alarm.active else "   ENDED"
     ack = "   ACK" if alarm.acknowledged else ""
     detail = f"  {alarm.message}" if alarm.message else ""
-    return f"{alarm.title}{detail}{hr}   at {clock(alarm.onset_s)}{state}{ack}"
+    return f"{alarm.title}{detail}   at {clock(alarm.onset_s)}{state}{ack}"
+
+
+def audio_button_text(paused_s: float) -> str:
+    """The audio button says what pressing it does, and while audio is paused, for how long."""
+    if paused_s <= 0:
+        return "Pause audio (2 min)"
+    return f"AUDIO PAUSED {int(paused_s) // 60}:{int(paused_s) % 60:02d} (resume)"
 
 
 class AlarmBanner(QtWidgets.QFrame):
@@ -31,7 +39,7 @@ class AlarmBanner(QtWidgets.QFrame):
     """
 
     acknowledgeRequested = QtCore.Signal()
-    audioPauseRequested = QtCore.Signal()
+    audioPauseRequested = QtCore.Signal(bool)  # True: pause the sound, False: sound again
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,15 +51,15 @@ class AlarmBanner(QtWidgets.QFrame):
         font.setPointSize(17)
         font.setBold(True)
         self.label.setFont(font)
-        self.audio = QtWidgets.QLabel()
         self.ack_button = QtWidgets.QPushButton("Acknowledge")
-        self.pause_button = QtWidgets.QPushButton("Audio paused 2:00")
+        self.pause_button = QtWidgets.QPushButton(audio_button_text(0.0))
+        self.pause_button.setCheckable(True)  # pressed in while the audio is paused
+        self.pause_button.setObjectName("audioButton")
         self.ack_button.clicked.connect(self.acknowledgeRequested)
         self.pause_button.clicked.connect(self.audioPauseRequested)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(12, 4, 8, 4)
         row.addWidget(self.label, 1)
-        row.addWidget(self.audio)
         row.addWidget(self.ack_button)
         row.addWidget(self.pause_button)
         self.priority: str | None = None  # priority shown now, None when no alarm
@@ -65,7 +73,7 @@ class AlarmBanner(QtWidgets.QFrame):
         """
         alarm = board.banner_alarm()
         paused = board.audio_paused_left(now)
-        audio = f"AUDIO PAUSED {int(paused) // 60}:{int(paused) % 60:02d}" if paused else ""
+        audio = audio_button_text(paused)
         if alarm is None:
             self.priority = None
             bg, fg, text = colors.PANEL, colors.DIM_TEXT, "No active alarms"
@@ -83,8 +91,12 @@ class AlarmBanner(QtWidgets.QFrame):
             return
         self._shown = state
         self.label.setText(text)
-        self.audio.setText(audio)
+        self.pause_button.setText(audio)
+        self.pause_button.setChecked(paused > 0)
         self.setStyleSheet(
             f"#alarmBanner {{ background: {bg}; border-radius: 4px; }}"
             f"#alarmBanner QLabel {{ color: {fg}; background: transparent; }}"
+            f"#alarmBanner QPushButton {{ background: {colors.PANEL}; color: {colors.TEXT}; "
+            f"border: 1px solid #5c6b7a; border-radius: 4px; padding: 4px 10px; }}"
+            f"#alarmBanner QPushButton:checked {{ background: #3a4a5c; border-color: {colors.TEXT}; }}"
         )

@@ -106,6 +106,11 @@ class AlarmBoard:
         self.audio_paused_until = now + seconds
         self.version += 1
 
+    def resume_audio(self) -> None:
+        """End an audio pause early: alarms sound again at once."""
+        self.audio_paused_until = None
+        self.version += 1
+
     def audio_paused_left(self, now: float) -> float:
         """Seconds of audio pause left (0 when sounding is allowed)."""
         if self.audio_paused_until is None:

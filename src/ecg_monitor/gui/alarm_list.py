@@ -8,7 +8,7 @@ from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import clock
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm
 
-COLUMNS = ("Time", "Priority", "Alarm", "HR", "State")
+COLUMNS = ("Time", "Priority", "Alarm", "HR at onset", "State")
 
 
 def state_text(alarm: ViewAlarm) -> str:

@@ -57,6 +57,20 @@ def view_options(args: argparse.Namespace, control: str | None = None) -> ViewOp
                        control=control)
 
 
+QUIET_QT_MESSAGES = ("propagateSizeHints",)  # offscreen platform, once per resize: not the user's concern
+
+
+def quiet_qt_messages() -> None:
+    """Pass Qt's messages on to stderr, except the platform noise in ``QUIET_QT_MESSAGES``."""
+    from PySide6 import QtCore
+
+    def handler(_mode, _context, message: str) -> None:
+        if not any(text in message for text in QUIET_QT_MESSAGES):
+            print(message, file=sys.stderr, flush=True)
+
+    QtCore.qInstallMessageHandler(handler)
+
+
 def lower_priority() -> None:
     """Let the worker and the streamer win every contest for a core: a late frame is a frame
     drawn 20 ms later, a late worker is a late alarm."""
@@ -82,6 +96,7 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
     from ecg_monitor.gui.window import LiveView
 
     lower_priority()
+    quiet_qt_messages()
     app = pg.mkQApp("ecg-monitor")
     view = LiveView(fps=options.fps, grid=options.grid)
     subscriber = Subscriber([endpoints] if isinstance(endpoints, str) else endpoints)

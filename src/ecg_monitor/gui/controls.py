@@ -22,10 +22,12 @@ SPEEDS = ("1", "2", "4", "10", "max")
 
 
 class ControlBar(QtWidgets.QWidget):
-    """Freeze/resume button, the source and its measured speed, then the source choice and Apply."""
+    """Freeze/resume button, the source and its measured speed, the source choice (showing what
+    plays) and Apply, and the engineering panel's toggle."""
 
     pauseToggled = QtCore.Signal(bool)  # True: frozen
     sourceRequested = QtCore.Signal(list)  # ecg-monitor source options
+    engineeringToggled = QtCore.Signal(bool)  # True: show the engineering panel
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,6 +47,11 @@ class ControlBar(QtWidgets.QWidget):
         self.new_speed = QtWidgets.QComboBox()
         self.new_speed.addItems(SPEEDS)
         self.apply = QtWidgets.QPushButton("Apply")
+        self.engineering = QtWidgets.QPushButton("Engineering")
+        self.engineering.setCheckable(True)
+        self.engineering.setToolTip("latency, frame rate and process ids")
+        self.engineering.toggled.connect(self.engineeringToggled)
+        self.current: tuple[str, str] | None = None  # (source id, speed) the picker shows
         self.apply.clicked.connect(lambda: self.sourceRequested.emit(self.request()))
         self.kind.currentTextChanged.connect(self._on_kind)
         self.choice = (self.kind, self.record, self.port, self.new_speed, self.apply)
@@ -59,6 +66,8 @@ class ControlBar(QtWidgets.QWidget):
             row.addWidget(widget)
             widget.setEnabled(False)
         row.addWidget(self.reply)
+        row.addSpacing(16)
+        row.addWidget(self.engineering)
         self._on_kind(self.kind.currentText())
 
     def enable_source_choice(self) -> None:
@@ -76,6 +85,27 @@ class ControlBar(QtWidgets.QWidget):
 
     def show_source(self, source: str) -> None:
         self.source.setText(f"source: {source}")
+
+    def show_current(self, source_id: str, speed: str) -> None:
+        """Set the picker to what is playing (``replay:208`` at ``4``, ``synthetic``,
+        ``serial:/dev/ttyUSB0``), so Apply never switches to something the operator did not
+        see; left alone while the same source plays, so a choice being made is not undone."""
+        if (source_id, speed) == self.current:
+            return
+        self.current = (source_id, speed)
+        kind, _, name = source_id.partition(":")
+        if kind not in KINDS:
+            return
+        self.kind.setCurrentText(kind)
+        if kind == "replay":
+            self.record.setCurrentText(name)
+        elif kind == "serial":
+            self.port.setCurrentText(name)
+        if speed in SPEEDS:
+            self.new_speed.setCurrentText(speed)
+        elif speed != "device":
+            self.new_speed.setEditable(True)  # a speed the list lacks (--speed 3) is shown as is
+            self.new_speed.setCurrentText(speed)
 
     def show_speed(self, factor: float) -> None:
         """Samples arriving per second over the sampling rate: 1.0x is real time."""

@@ -12,8 +12,9 @@ repaints, and a slow paint delays nothing but the next frame.
 
 from __future__ import annotations
 
+import os
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from ecg_monitor.gui.inspector import BeatInspector
 from ecg_monitor.gui.latency_panel import LatencyPanel
 from ecg_monitor.gui.subscriber import Subscriber
 from ecg_monitor.gui.trace import ShownBeat, SweepTrace
+from ecg_monitor.firmware_bridge.serial_source import fault_summary
 from ecg_monitor.gui.vitals import VitalsPanel
 from ecg_monitor.streamer.messages import Message
 
@@ -66,6 +68,7 @@ class LiveView(QtWidgets.QMainWindow):
                           "alarm": self._on_alarm, "status": self._on_status}
         self._status_dirty = False
         self._next_burst = 0.0  # when the alarm sound may repeat
+        self.class_counts: Counter[str] = Counter()  # beats this view received from the stream shown
 
         self.controls = ControlBar()
         self.banner = AlarmBanner()
@@ -73,13 +76,16 @@ class LiveView(QtWidgets.QMainWindow):
         self.vitals = VitalsPanel()
         self.alarm_list = AlarmList()
         self.latency = LatencyPanel()
+        self.processes = QtWidgets.QLabel("")
+        self.processes.setObjectName("latencyText")
         self.inspector = BeatInspector(self.trace, saliency_path)
         self._paint_log: deque[tuple[float, int]] = deque()  # (time, trace paints) per frame
 
         self.controls.pauseToggled.connect(self.set_frozen)
         self.controls.sourceRequested.connect(self.request_source)
+        self.controls.engineeringToggled.connect(self.show_engineering)
         self.banner.acknowledgeRequested.connect(lambda: self.acknowledge())
-        self.banner.audioPauseRequested.connect(lambda: self.board.pause_audio(time.monotonic()))
+        self.banner.audioPauseRequested.connect(self.pause_audio)
         self.alarm_list.acknowledgeRequested.connect(self.acknowledge)
         self.trace.beatClicked.connect(self.inspector.show_beat)
 
@@ -88,8 +94,12 @@ class LiveView(QtWidgets.QMainWindow):
         top.addWidget(self.vitals, 1)
         bottom = QtWidgets.QHBoxLayout()
         bottom.addWidget(self._titled("Alarms (double-click to acknowledge)", self.alarm_list), 3)
-        bottom.addWidget(self._titled("Latency", self.latency), 3)
         bottom.addWidget(self._titled("Beat inspector", self.inspector), 4)
+        # For whoever maintains the monitor, not for the bedside: off until asked for.
+        self.engineering = self._titled("Engineering: latency and processes", self.latency)
+        self.engineering.layout().addWidget(self.processes)
+        self.engineering.setVisible(False)
+        bottom.addWidget(self.engineering, 3)
         central = QtWidgets.QWidget()
         layout = QtWidgets.QVBoxLayout(central)
         layout.addWidget(self.controls)
@@ -105,7 +115,7 @@ class LiveView(QtWidgets.QMainWindow):
         self.timer.start(int(round(1000.0 / fps)))
 
     @staticmethod
-    def _titled(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QWidget:
+    def _titled(title: str, widget: QtWidgets.QWidget) -> QtWidgets.QGroupBox:
         box = QtWidgets.QGroupBox(title)
         QtWidgets.QVBoxLayout(box).addWidget(widget)
         return box
@@ -154,7 +164,9 @@ class LiveView(QtWidgets.QMainWindow):
             self.trace.reset()  # another source: its numbering is not ours
             self.first_sample = None
         if stream != self.stream:
-            self.controls.show_source(f"{stream[0]} (worker {stream[1]})")
+            self.controls.show_source(stream[0])
+            self.processes.setText(f"worker {stream[1]} (pid:incarnation), live view pid {os.getpid()}")
+            self.class_counts.clear()
         self.stream = stream
         missed = self.trace.append(message["start"], message.data)
         if self.first_sample is None:
@@ -169,6 +181,7 @@ class LiveView(QtWidgets.QMainWindow):
             probs = b.get("probabilities")
             beat = ShownBeat(b["sample"], b["label"], tuple(probs) if probs else None)
             self.trace.add_beat(beat)
+            self.class_counts[beat.label] += 1
             shown.append(beat)
             self.latency.delivery.append((now - b["t_received"]) * 1000.0)
         self.inspector.follow(shown)
@@ -186,12 +199,26 @@ class LiveView(QtWidgets.QMainWindow):
     def _on_status(self, message: Message) -> None:
         self.status = message.header
         self.latency.worker = message["latency_ms"]
+        speed = (message.header.get("source_counters") or {}).get("speed")
+        if speed is not None and message["source"]:
+            self.controls.show_current(message["source"], str(speed))
         self._status_dirty = True
 
     # ------------------------------------------------------------------ operator actions
     def acknowledge(self, alarm_id: str | None = None) -> int:
         """Acknowledge one alarm (by id) or all alarms on the banner."""
         return self.board.acknowledge(alarm_id)
+
+    def pause_audio(self, paused: bool) -> None:
+        """The audio button: pause every alarm's sound for 2 min, or sound again."""
+        if paused:
+            self.board.pause_audio(time.monotonic())
+        else:
+            self.board.resume_audio()
+
+    def show_engineering(self, shown: bool) -> None:
+        """Show or hide the engineering panel (latency histogram, frame rate, process ids)."""
+        self.engineering.setVisible(shown)
 
     def set_frozen(self, frozen: bool) -> None:
         """Freeze the trace; data, numbers and alarms keep updating underneath."""
@@ -220,7 +247,8 @@ class LiveView(QtWidgets.QMainWindow):
         self._sound(now)
         self.alarm_list.refresh(self.board)
         self.latency.frame_rate = self.frame_rate(now)
-        self.latency.redraw(now)
+        if self.engineering.isVisible():
+            self.latency.redraw(now)
         self._show_status(now)
 
     def _sound(self, now: float) -> None:
@@ -250,8 +278,12 @@ class LiveView(QtWidgets.QMainWindow):
         self._status_dirty = False
         st = self.status
         self.vitals.show_heart_rate(st.get("heart_rate_bpm"))
-        if st.get("beats_by_class"):  # empty once a source ended: keep its totals on screen
-            self.vitals.show_counts(st["beats_by_class"])
+        # The worker's totals arrive twice a second, the beats at once: show whichever is ahead,
+        # so a beat on screen is always in its count (the worker's totals also cover beats from
+        # before this view joined; empty once a source ended: keep its totals on screen).
+        totals = st.get("beats_by_class") or {}
+        self.vitals.show_counts({c: max(totals.get(c, 0), self.class_counts[c]) for c in
+                                 set(totals) | set(self.class_counts)})
         state = st.get("source_state", "waiting")
         if stale and state != "ended":
             state = "disconnected"
@@ -263,6 +295,9 @@ class LiveView(QtWidgets.QMainWindow):
             f"duplicates {cont.get('duplicates', 0)}, malformed {cont.get('malformed', 0)}\n"
             f"view: dropped {self.view_dropped / fs:.1f} s, malformed {self.malformed + undecodable}"
         )
+        device = fault_summary(st.get("source_counters") or {})
+        if device:
+            health = f"{device}\n{health}"
         self.vitals.show_source(state, st.get("source", ""), health)
         if state == "connected":
             self.controls.show_speed(self.trace.arrival_rate() / fs)

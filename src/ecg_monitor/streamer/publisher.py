@@ -49,6 +49,8 @@ class Publisher:
         self.sender = ZmqChunkSender(cfg.endpoint, stop, hwm=SEND_HWM)
         self.seq = 0
         self.next_sample = 0
+        # How the source is played, for the live view's source picker: a device sets its own pace.
+        self.speed = "device" if source.realtime else "max" if math.isinf(cfg.speed) else f"{cfg.speed:g}"
 
     def _send(self, frames: list[bytes]) -> bool:
         """Send, waiting while the worker's queue is full, unless asked to stop."""
@@ -58,7 +60,7 @@ class Publisher:
         s = self.source
         self._send(encode("source", {
             "source": s.source_id, "state": state.value, "fs": s.fs, "next_sample": self.next_sample,
-            "counters": {"chunks": self.seq, **s.counters()}, "detail": detail,
+            "counters": {"chunks": self.seq, "speed": self.speed, **s.counters()}, "detail": detail,
         }))
 
     def _send_chunk(self, chunk: Chunk, due: float | None) -> bool:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 from ecg_monitor.firmware_bridge.serial_source import add_serial_arguments, serial_source_from_args
+from ecg_monitor.replay.records import DATA_ENV
 from ecg_monitor.replay.source import ReplaySource
 from ecg_monitor.streamer.source import Source, SourceError
 from ecg_monitor.streamer.synthetic import SyntheticSource
@@ -48,8 +50,19 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     add_serial_arguments(parser, exclusive=which)
 
 
+def absolute_data_dir(args: argparse.Namespace) -> None:
+    """Make a relative ``--data-dir`` or ``$ECG_MONITOR_DATA`` absolute, against the folder the
+    user started in: every process started later (and a later source request) then reads the
+    same folder, whatever its own working directory."""
+    if args.data_dir:
+        args.data_dir = os.path.abspath(os.path.expanduser(args.data_dir))
+    if os.environ.get(DATA_ENV):
+        os.environ[DATA_ENV] = os.path.abspath(os.path.expanduser(os.environ[DATA_ENV]))
+
+
 def open_source(args: argparse.Namespace) -> Source:
     """The source the arguments ask for (synthetic when none is named), checked but not started."""
+    absolute_data_dir(args)
     if args.duration is not None and args.duration <= 0:
         raise SourceError(f"--duration must be > 0, got {args.duration}")
     if args.chunk < 1:
