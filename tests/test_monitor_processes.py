@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import json
 import os
 import re
 import signal
@@ -153,7 +154,7 @@ def test_stop_leaves_no_orphan_and_no_socket(tmp_path, how):
         os.killpg(run.proc.pid, signal.SIGTERM)
     else:
         run.proc.send_signal(signal.SIGTERM)
-    assert run.finish(20) == 0, run.text()
+    assert run.finish(20) == (130 if how == "sigint-group" else 143), run.text()  # 128 + signal, as shells expect
     deadline = time.monotonic() + 5
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -267,10 +268,14 @@ def test_a_stalled_subscriber_does_not_slow_the_worker(tmp_path):
 
 
 def test_full_disk_under_the_alarm_log_is_loud_and_monitoring_goes_on(tmp_path):
+    """Monitoring goes on while the log cannot be written; rows never written by the end fail
+    the monitor (exit 1, said loudly): the audit trail cannot vanish under exit code 0."""
     run = monitor("--demo", "--headless", "--speed", "max", "--duration", "60", "--alarms-csv", "/dev/full",
                   "--beats-csv", str(tmp_path / "beats.csv"), cwd=tmp_path)
-    assert run.finish(60) == 0, run.text()
+    assert run.finish(60) == 1, run.text()
     assert "ALARM LOG NOT WRITTEN: /dev/full: No space left on device" in run.text()
+    assert re.search(r"!!! \d+ ALARM ROW\(S\) LOST: never written to /dev/full !!!", run.text()), run.text()
+    assert "ALARM ROWS LOST: the alarm log /dev/full is incomplete" in run.text()
     assert "ALARM onset bigeminy" in run.text()  # alarms still raised and shown
     assert len((tmp_path / "beats.csv").read_text().splitlines()) > 60
 
@@ -280,8 +285,43 @@ def test_full_disk_under_the_alarm_log_is_loud_and_monitoring_goes_on(tmp_path):
     (["--replay", "100", "--start", "5000"], "outside record 100"),
     (["--demo", "--duration", "0"], "--duration must be > 0"),
     (["--demo", "--speed", "fast"], "speed must be a number or 'max'"),
+    (["--demo", "--alarms-csv", "/proc/no/alarms.csv"], "--alarms-csv /proc/no/alarms.csv: cannot be written"),
 ])
 def test_bad_input_fails_before_any_process_starts(tmp_path, data_dir, args, message):
     run = monitor(*args, "--headless", "--data-dir", str(data_dir), cwd=tmp_path)
     assert run.finish(60) == 2
     assert message in run.text() and "worker pid" not in run.text()
+
+
+def test_relative_data_dir_and_missing_output_folders(tmp_path, data_dir):
+    """A relative $ECG_MONITOR_DATA means relative to where the user started the monitor (every
+    process gets it absolute), and output files go into folders that do not exist yet."""
+    start = tmp_path / "start"
+    start.mkdir()
+    (tmp_path / "records").symlink_to(data_dir)
+    env = {**os.environ, "ECG_MONITOR_DATA": "../records"}
+    proc = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--replay", "100", "--headless", "--speed", "max",
+                           "--duration", "20", "--beats-csv", "out/new/beats.csv", "--alarms-csv", "out/log/alarms.csv",
+                           "--stats-json", "out/new/stats.json"], cwd=start, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"data {tmp_path / 'records'};" in proc.stderr
+    assert len((start / "out/new/beats.csv").read_text().splitlines()) > 20
+    assert (start / "out/log/alarms.csv").read_text().startswith("wall_time,")
+    assert json.loads((start / "out/new/stats.json").read_text())["signal_s"] == 20.0
+
+
+def test_conftest_makes_the_readme_data_dir_absolute(data_dir):
+    """The README runs pytest with ECG_MONITOR_DATA=../shared/data/mitdb; tests start monitors in
+    other folders, so the tests see it absolute."""
+    assert data_dir.is_absolute() and Path(os.environ["ECG_MONITOR_DATA"]).is_absolute()
+
+
+def test_help_and_version():
+    out = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    description = out.stdout.split("\n\n")[1]
+    assert description.startswith("Real-time ECG monitor") and "`" not in out.stdout
+    assert "examples:\n  ecg-monitor --demo" in out.stdout
+    version = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--version"], capture_output=True, text=True)
+    assert re.fullmatch(r"ecg-monitor \d+\.\d+\.\d+\n", version.stdout)

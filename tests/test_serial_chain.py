@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +45,26 @@ def test_record_208_over_serial_gives_the_replay_beats(data_dir: Path, tmp_path:
     m = match_beats(np.array([b.sample for b in ref]), got, window=int(0.150 * record.fs))
     assert len(m.pairs) >= 0.995 * len(ref) and len(m.extra) <= 0.005 * len(ref)
     assert all(ref[i].label == rows[j]["label"] for i, j in m.pairs)
+
+
+def test_serial_faults_show_in_status_lines_events_and_stats(tmp_path: Path) -> None:
+    """CRC errors, lost frames, gaps and a replug injected by the simulator are counted in the
+    console's status line and --stats-json, and the replug is an event line, once."""
+    stats = tmp_path / "stats.json"
+    with simulator("--seconds", "10", "--speed", "4", "--corrupt-rate", "0.03", "--drop-rate", "0.03",
+                   "--disconnect-at", "3", "--disconnect-for", "1", "--seed", "3") as sim:
+        mon = subprocess.run(
+            [sys.executable, "-m", "ecg_monitor.monitor", "--serial", sim.port, "--headless", "--duration", "8",
+             "--status-every", "0.5", "--stats-json", str(stats), "--alarms-csv", str(tmp_path / "alarms.csv")],
+            capture_output=True, text=True, timeout=60,
+        )
+    assert mon.returncode == 0, mon.stdout + mon.stderr
+    status = [line for line in mon.stdout.splitlines() if line.startswith("t ")]
+    times = [float(line.split()[1]) for line in status]
+    assert times == sorted(times) and len(set(status)) == len(status), status  # in order, none twice
+    m = re.search(r"device crc (\d+) lost (\d+) gaps (\d+) reconnects (\d+)", status[-1])
+    assert m and int(m[1]) > 0 and int(m[2]) > 0 and int(m[3]) > 0 and int(m[4]) == 1, status[-1]
+    events = [line for line in mon.stdout.splitlines() if "reopened (reconnect 1)" in line]
+    assert len(events) == 1 and events[0].startswith(f"SOURCE serial:{sim.port}"), mon.stdout
+    counters = json.loads(stats.read_text())["source_counters"]
+    assert counters["crc_errors"] == int(m[1]) and counters["reconnects"] == 1 and counters["frames_lost"] > 0

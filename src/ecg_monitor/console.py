@@ -123,9 +123,9 @@ class Console:
         serial source), so a dropout shows when it happens, not only as a number."""
         counters = st.get("source_counters") or {}
         reconnects = counters.get("reconnects", 0)
-        state, detail = st["source_state"], st.get("source_detail") or ""
+        state, detail = st["source_state"], st.get("source_detail") or counters.get("detail") or ""
         if reconnects > self.reconnects:
-            self.say(f"SOURCE {st['source']} reopened (reconnect {reconnects}): {detail or state}")
+            self.say(f"SOURCE {st['source']} reopened (reconnect {reconnects}){': ' + detail if detail else ''}")
         elif state != self.source_state and "disconnected" in (state, self.source_state):
             self.say(f"SOURCE {st['source']} {state}{': ' + detail if detail else ''}")
         self.reconnects, self.source_state = reconnects, state
