@@ -7,6 +7,7 @@ says what was tried, so a user never sees a traceback wall for a missing or dama
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from ecg_monitor import PIPELINE_FS
 DATA_ENV = "ECG_MONITOR_DATA"
 DEFAULT_PN_DIR = "mitdb"
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ECG1")
+#: Bytes per sample of the WFDB signal formats, to tell a truncated file from a damaged one.
+_BYTES_PER_SAMPLE = {"8": 1, "16": 2, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3,
+                     "24": 3, "32": 4}
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nu": 1.0}
 
 
@@ -98,14 +102,48 @@ def _not_found(name: str, data_dir: Path | None, reason: str) -> RecordNotFoundE
     where = (
         f"in {data_dir} (and {data_dir / DEFAULT_PN_DIR})"
         if data_dir is not None
-        else f"locally (no --data-dir given and ${DATA_ENV} is not set)"
+        else f"locally (no --data-dir, ${DATA_ENV} not set)"
     )
     if data_dir is not None and not data_dir.is_dir():
         where = f"in {data_dir}, which is not a folder"
     return RecordNotFoundError(
-        f"record {name!r} not found {where}; PhysioNet fallback failed: {reason}. "
+        f"record {name!r} not found {where}, and {reason}. "
         f"Point --data-dir or ${DATA_ENV} at a folder holding {name}.hea and its .dat files."
     )
+
+
+def _network_reason(exc: Exception) -> str:
+    """Why PhysioNet did not provide a record, in a few words (the library's own message runs
+    to hundreds of characters of connection-pool detail)."""
+    response = getattr(exc, "response", None)
+    if response is not None and getattr(response, "status_code", None):
+        return f"PhysioNet answered HTTP {response.status_code}"
+    if isinstance(exc, OSError):  # requests' ConnectionError and timeouts are OSErrors too
+        return "PhysioNet could not be reached (offline?)"
+    text = f"{type(exc).__name__}: {exc}"
+    return "PhysioNet failed: " + (text if len(text) <= 100 else text[:97] + "...")
+
+
+def _truncation(base: Path) -> str | None:
+    """``'100.dat holds 66,667 of 650,000 samples'`` when a signal file is shorter than its
+    header says, else None."""
+    try:
+        header = wfdb.rdheader(str(base))
+    except Exception:  # an unreadable header: damaged, not truncated
+        return None
+    files = list(header.file_name or [])
+    offsets = list(header.byte_offset or [None] * len(files))
+    for fname in dict.fromkeys(files):
+        first = files.index(fname)
+        per_sample = _BYTES_PER_SAMPLE.get(str(header.fmt[first]))
+        path = base.parent / fname
+        if per_sample is None or not header.sig_len or not path.is_file():
+            continue
+        size = path.stat().st_size - (offsets[first] or 0)
+        held = math.ceil(size / (per_sample * files.count(fname)))
+        if held < header.sig_len:
+            return f"{fname} holds {held:,} of {header.sig_len:,} samples"
+    return None
 
 
 def _read_wfdb(name: str, data_dir: Path | None, pn_dir: str, reader, **kwargs):
@@ -115,12 +153,15 @@ def _read_wfdb(name: str, data_dir: Path | None, pn_dir: str, reader, **kwargs):
         try:
             return reader(name, pn_dir=pn_dir, **kwargs)
         except Exception as exc:  # wfdb raises many types for network and HTTP failures
-            raise _not_found(name, data_dir, f"{type(exc).__name__}: {exc}") from None
+            raise _not_found(name, data_dir, _network_reason(exc)) from None
     try:
         return reader(str(base), **kwargs)
     except FileNotFoundError as exc:
         raise RecordNotFoundError(f"record {name!r} at {base}: missing file {exc.filename}") from None
     except Exception as exc:
+        short = _truncation(base)
+        if short is not None:
+            raise CorruptRecordError(f"record {name!r} at {base} is truncated: {short}") from None
         raise CorruptRecordError(
             f"record {name!r} at {base} is damaged or truncated: {type(exc).__name__}: {exc}"
         ) from None
