@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from ecg_monitor.evaluation.cli import build_parser
 from ecg_monitor.evaluation.ec57 import BEAT_SYMBOLS
 
 
@@ -48,3 +50,17 @@ def test_detect_writes_wfdb_annotations_bxb_can_read(data_dir: Path, tmp_path: P
 def test_bad_record_spec_is_refused_clearly(data_dir: Path) -> None:
     out = ecg_eval("detect", "--data-dir", str(data_dir), "--records", "100,nope")
     assert out.returncode == 2 and "nope" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_every_command_and_option_is_described_with_its_default() -> None:
+    parser = build_parser()
+    assert "examples:" in parser.format_help()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in sub.choices.items():
+        assert command.description, name
+        for action in command._actions:
+            assert action.help, (name, action.dest)
+        text = command.format_help()
+        assert "site-packages" not in text and "/src/ecg_monitor/" not in text, name
+    assert "(default: 360)" in sub.choices["detect"].format_help()
+    assert "(default: 12,6)" in sub.choices["noise"].format_help()

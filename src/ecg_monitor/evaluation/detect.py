@@ -138,7 +138,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--records", default="all", help="all, ds1, ds2 or a comma list such as 100,208")
     p.add_argument("--out-dir", type=Path, help="write <record>.csv (or .test) beat files here")
     p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline")
-    p.add_argument("--format", choices=("csv", "wfdb"), default="csv")
+    p.add_argument("--format", choices=("csv", "wfdb"), default="csv",
+                   help="beat file format: csv, or wfdb <record>.test annotations for bxb")
     p.set_defaults(func=run)
 
 

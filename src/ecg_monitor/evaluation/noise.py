@@ -22,10 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder with MIT-BIH records (default: $ECG_MONITOR_DATA)")
     p.add_argument("--noise-dir", type=Path,
                    help="folder with the NST noise records em/ma/bw (default: ../noise beside the data folder)")
-    p.add_argument("--records", default=DEFAULT_RECORDS)
+    p.add_argument("--records", default=DEFAULT_RECORDS, help="comma list of records to add noise to")
     p.add_argument("--noise", default="em,ma", help="comma list of noise records")
     p.add_argument("--snr", default="12,6", help="comma list of SNRs in dB")
-    p.add_argument("--chunk-size", type=int, default=360)
+    p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline")
     p.set_defaults(func=run)
 
 
