@@ -26,7 +26,6 @@ class ViewAlarm:
     priority: str  # "high" | "medium" | "low"
     onset_s: float  # stream time of onset (s since the source's first sample)
     message: str = ""
-    hr_bpm: float | None = None
     end_s: float | None = None
     acknowledged: bool = False
 

@@ -1,4 +1,7 @@
-"""The alarm list: every alarm the view has seen, newest first, with time, type, HR and state."""
+"""The alarm list: every alarm the view has seen, newest first, with time, type and state.
+
+No heart-rate column: the one rate on screen is the large display (the worker's current
+``heart_rate_bpm``); the rate at each onset stays in the CSV alarm log."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import clock
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm
 
-COLUMNS = ("Time", "Priority", "Alarm", "HR at onset", "State")
+COLUMNS = ("Time", "Priority", "Alarm", "State")
 
 
 def state_text(alarm: ViewAlarm) -> str:
@@ -43,8 +46,7 @@ class AlarmList(QtWidgets.QTableWidget):
         self._ids = [a.alarm_id for a in alarms]
         self.setRowCount(len(alarms))
         for row, alarm in enumerate(alarms):
-            hr = f"{alarm.hr_bpm:.0f}" if alarm.hr_bpm is not None else "--"
-            cells = (clock(alarm.onset_s), alarm.priority, alarm.title, hr, state_text(alarm))
+            cells = (clock(alarm.onset_s), alarm.priority, alarm.title, state_text(alarm))
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 if col == 1 and alarm.priority in colors.PRIORITY_STYLES:

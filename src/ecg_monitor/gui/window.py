@@ -191,7 +191,6 @@ class LiveView(QtWidgets.QMainWindow):
             self.board.onset(ViewAlarm(
                 kind=message["alarm"], priority=message["priority"],
                 onset_s=message["record_time_s"], message=message["detail"],
-                hr_bpm=message["heart_rate_bpm"],
             ))
         else:
             self.board.end(message["alarm"], message["record_time_s"])
