@@ -137,6 +137,10 @@ def test_streaming_equivalence_with_ecg_eval_detect(tmp_path, data_dir):
     assert len(beats) > 300
     assert beats_csv.read_text() == expected.read_text()
     assert "source ended: duration reached" in run.text()
+    status = [line for line in run.out if line.startswith("t ")]
+    assert status and all("(e2e: queueing at --speed max)" in line for line in status)  # not latency at max
+    # every line is one message: an alarm, a source event, a status line or the end
+    assert all(line.startswith(("t ", "ALARM ", "SOURCE ", "source ended")) for line in run.out), run.out
 
 
 @pytest.mark.parametrize("how", ["sigint-group", "sigterm-group", "sigterm"])
@@ -277,6 +281,7 @@ def test_full_disk_under_the_alarm_log_is_loud_and_monitoring_goes_on(tmp_path):
     assert re.search(r"!!! \d+ ALARM ROW\(S\) LOST: never written to /dev/full !!!", run.text()), run.text()
     assert "ALARM ROWS LOST: the alarm log /dev/full is incomplete" in run.text()
     assert "ALARM onset bigeminy" in run.text()  # alarms still raised and shown
+    assert re.search(r"^ALARM end   bigeminy \[LOW\] at [\d.]+ s, HR \d+, lasted \d+\.\d s", run.text(), re.M)
     assert len((tmp_path / "beats.csv").read_text().splitlines()) > 60
 
 

@@ -1,6 +1,7 @@
-"""The headless console: a subscriber that prints alarms at once and a status line every few
-seconds, and optionally writes every beat (``--beats-csv``) and final statistics
-(``--stats-json``)."""
+"""The headless console: a subscriber that prints alarms and source events at once and a status
+line every few seconds (the worker's status as it arrives, so lines stay in the order things
+happened and none is printed twice), and optionally writes every beat (``--beats-csv``) and
+final statistics (``--stats-json``)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,9 @@ def status_line(st: dict, queueing: bool = False) -> str:
     source = st["source_state"]
     age = st.get("data_age_s")
     if source == "connected" and age is not None and age > NO_DATA_S:
-        source = f"NO DATA for {age:.0f} s"
+        source = f"NO DATA for {age:.1f} s"
+    elif source == "disconnected" and age is not None:
+        source = f"disconnected, no data for {age:.1f} s"
     device = fault_summary(st.get("source_counters") or {})
     device = f" | {device}" if device else ""
     e2e = "e2e: queueing at --speed max" if queueing else f"e2e {_ms(lat['end_to_end']['p99'])} ms"
@@ -78,7 +81,6 @@ class Console:
     def __init__(self, cfg: ConsoleConfig, out: TextIO = sys.stdout) -> None:
         self.cfg, self.out = cfg, out
         self.last_status: dict | None = None
-        self.printed: dict | None = None  # the status last printed
         self.onsets: dict[str, float] = {}  # alarm -> record time of its open onset
         self.source_state = "waiting"
         self.reconnects = 0
@@ -111,8 +113,12 @@ class Console:
         elif msg.kind == "status":
             self._source_events(msg.header)
             self.last_status = msg.header
-            if msg["source_state"] == "ended" and self.cfg.exit_on_end:
-                self._print_status()
+            ended = msg["source_state"] == "ended" and self.cfg.exit_on_end
+            now = time.monotonic()
+            if ended or now >= self.next_print:  # printed as it arrives: in order with the alarms
+                self.say(status_line(msg.header, self.cfg.queueing))
+                self.next_print = now + self.cfg.every_s
+            if ended:
                 detail = msg.header.get("source_detail") or ""
                 self.say(f"source ended{': ' + detail if detail else ''}")
                 return False
@@ -140,18 +146,6 @@ class Console:
             beat = Beat(b["sample"], b["emitted_at"], b["label"], b["search_back"])
             self.beats.write(beat_csv_row(beat, int(round(b["sample"] * own_fs / fs)), fs, own_fs))
         self.beats.flush()
-
-    def _print_status(self) -> None:
-        """Print the newest status, unless it was printed already: every line is news."""
-        if self.last_status is not None and self.last_status is not self.printed:
-            self.say(status_line(self.last_status, self.cfg.queueing))
-            self.printed = self.last_status
-
-    def idle(self) -> None:
-        now = time.monotonic()
-        if now >= self.next_print and self.last_status is not None:
-            self._print_status()
-            self.next_print = now + self.cfg.every_s
 
     def finish(self) -> None:
         if self.beats is not None:
@@ -188,7 +182,7 @@ def run(cfg: ConsoleConfig, ready=None, child: bool = True) -> int:
     console = Console(cfg)
     listener = Listener(cfg.events, (b"alarm", b"beats", b"status"), stop)
     try:
-        listener.run(console.handle, ready, console.idle)
+        listener.run(console.handle, ready)
     finally:
         console.finish()
         listener.close()
