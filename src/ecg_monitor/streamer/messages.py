@@ -17,7 +17,10 @@ Kinds (``[P]`` = has a payload):
   ``first_sample`` (absolute index of the first sample in the source's numbering), ``fs``,
   ``t_source`` (``time.monotonic()`` when the newest sample was acquired), ``n``, ``dtype``.
 * ``source`` streamer -> worker: ``source``, ``state`` (a ``SourceState`` value), ``fs``,
-  ``next_sample`` (index the next chunk will start at), ``counters`` (dict), ``detail`` (str).
+  ``next_sample`` (index the next chunk will start at), ``counters`` (dict: the source's own,
+  e.g. a serial device's ``crc_errors``/``frames_lost``/``gap_events``/``reconnects``, plus
+  ``chunks`` sent and ``speed``: the factor, ``"max"``, or ``"device"`` for a live device),
+  ``detail`` (str).
 * ``beats`` worker -> subscribers: ``source``, ``worker``, ``fs``, ``beats``: list of objects
   ``{sample, emitted_at, label, search_back, probabilities, t_received}``; ``sample`` and
   ``emitted_at`` are in the source's numbering, ``t_received`` is the monotonic receipt time of
