@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import zmq
 
+from ecg_monitor import monitor as monitor_cli
 from ecg_monitor.evaluation.detect import DetectionScore, RecordResult, detect_record, write_beats
 from ecg_monitor.replay import read_record
 from ecg_monitor.streamer.messages import decode, encode
@@ -322,11 +323,14 @@ def test_conftest_makes_the_readme_data_dir_absolute(data_dir):
     assert data_dir.is_absolute() and Path(os.environ["ECG_MONITOR_DATA"]).is_absolute()
 
 
-def test_help_and_version():
-    out = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--help"], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0
-    description = out.stdout.split("\n\n")[1]
-    assert description.startswith("Real-time ECG monitor") and "`" not in out.stdout
-    assert "examples:\n  ecg-monitor --demo" in out.stdout
-    version = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--version"], capture_output=True, text=True)
-    assert re.fullmatch(r"ecg-monitor \d+\.\d+\.\d+\n", version.stdout)
+def test_help_and_version(capsys):
+    with pytest.raises(SystemExit) as done:
+        monitor_cli.main(["--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    description = out.split("\n\n")[1]
+    assert description.startswith("Real-time ECG monitor") and "`" not in out
+    assert "examples:\n  ecg-monitor --demo" in out
+    with pytest.raises(SystemExit):
+        monitor_cli.main(["--version"])
+    assert re.fullmatch(r"ecg-monitor \d+\.\d+\.\d+\n", capsys.readouterr().out)
