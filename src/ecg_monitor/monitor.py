@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--beats-csv", type=Path, help="headless: write every beat here (ecg-eval detect's columns)")
     g.add_argument("--stats-json", type=Path, help="headless: write latency/throughput and source counters here "
                                                    "at the end")
-    g.add_argument("--status-every", type=float, default=2.0, metavar="SEC", help="headless status line period")
+    g.add_argument("--status-every", type=float, default=2.0, metavar="SEC", help="headless status line period (default 2)")
     g = p.add_argument_group("endpoints (default: private ipc sockets)")
     g.add_argument("--chunks-endpoint", help="where the worker takes chunks, e.g. tcp://0.0.0.0:5555")
     g.add_argument("--events-endpoint", help="where the worker publishes, e.g. tcp://127.0.0.1:5556")

@@ -44,6 +44,8 @@ class ControlBar(QtWidgets.QWidget):
         self.record = QtWidgets.QComboBox(editable=True)
         self.record.addItems(RECORDS)
         self.port = QtWidgets.QComboBox(editable=True)  # also takes a path typed in (ecg-monitor-sim)
+        self.port.setMinimumContentsLength(24)  # a whole /tmp/ecg-sim-.../ttyECG path stays readable
+        self.port.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.new_speed = QtWidgets.QComboBox()
         self.new_speed.addItems(SPEEDS)
         self.apply = QtWidgets.QPushButton("Apply")

@@ -290,7 +290,7 @@ class LiveView(QtWidgets.QMainWindow):
         fs = self.trace.fs
         undecodable = self.subscriber.malformed if self.subscriber is not None else 0
         health = (
-            f"gaps {cont.get('gaps', 0)} ({cont.get('gap_samples', 0) / fs:.1f} s), "
+            f"chunks: gaps {cont.get('gaps', 0)} ({cont.get('gap_samples', 0) / fs:.1f} s), "
             f"duplicates {cont.get('duplicates', 0)}, malformed {cont.get('malformed', 0)}\n"
             f"view: dropped {self.view_dropped / fs:.1f} s, malformed {self.malformed + undecodable}"
         )
