@@ -102,7 +102,8 @@ def test_acknowledge_stops_flashing_and_clears_ended_alarm(view: LiveView, qtbot
     view.frame()
     view.banner.refresh(view.board, now=0.0)
     assert view.banner.priority == "high"  # ended but latched: nobody acknowledged it yet
-    assert view.alarm_list.item(0, 3).text().startswith("ended")
+    assert view.alarm_list.item(0, 3).text() == "ended 0:00:15, lasted 3.0 s"  # what ended, and how long it lasted
+    assert "ENDED after 3.0 s" in view.banner.label.text()
     view.apply(alarm("medium", name="extreme_tachycardia", t=20.0))
 
     qtbot.mouseClick(view.banner.ack_button, QtCore.Qt.MouseButton.LeftButton)

@@ -18,7 +18,7 @@ def describe(alarm: ViewAlarm) -> str:
     """One-line banner text of an alarm. No heart rate of its own: the one heart rate on screen
     is the large display beside the trace (the worker's ``heart_rate_bpm``), so the banner and
     the display can never disagree."""
-    state = "" if alarm.active else "   ENDED"
+    state = "" if alarm.active else f"   ENDED after {alarm.lasted}"
     ack = "   ACK" if alarm.acknowledged else ""
     detail = f"  {alarm.message}" if alarm.message else ""
     return f"{alarm.title}{detail}   at {clock(alarm.onset_s)}{state}{ack}"

@@ -44,6 +44,11 @@ class ViewAlarm:
         return self.end_s is None
 
     @property
+    def lasted(self) -> str:
+        """How long an ended alarm lasted, e.g. ``4.9 s`` ('' while active)."""
+        return "" if self.end_s is None else f"{self.end_s - self.onset_s:.1f} s"
+
+    @property
     def rank(self) -> int:
         style = PRIORITY_STYLES.get(self.priority)
         return style.rank if style else 0

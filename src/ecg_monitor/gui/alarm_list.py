@@ -15,7 +15,7 @@ COLUMNS = ("Time", "Priority", "Alarm", "State")
 
 
 def state_text(alarm: ViewAlarm) -> str:
-    state = "active" if alarm.active else f"ended {clock(alarm.end_s or 0.0)}"
+    state = "active" if alarm.active else f"ended {clock(alarm.end_s or 0.0)}, lasted {alarm.lasted}"
     return state + (", ack" if alarm.acknowledged else "")
 
 
