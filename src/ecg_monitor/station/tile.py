@@ -1,0 +1,136 @@
+"""One patient's tile: bed, connection state, a sweep strip, HR, beat counts, the alarm colour.
+
+The whole tile is painted by one ``paintEvent`` (no child widgets): 32 tiles at 25+ fps are 800
+paints a second, and a painter drawing a few strings and one path is far cheaper than a plot
+widget per patient. The strip is a sweep like the bedside trace (``gui/trace.py``): the newest
+sample is written at the erase bar, the waveform left of it stands still. It is decimated to a
+min/max pair per pixel column so a QRS never falls between two drawn points.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ecg_monitor.detector.beats import AAMI_CLASSES
+from ecg_monitor.gui import colors
+from ecg_monitor.gui.alarm_banner import signal_colors
+from ecg_monitor.station.ward import Patient
+
+Y_RANGE = (-1.6, 2.4)  # mV shown by the strip, as on the bedside trace
+ERASE_S = 0.25
+MARGIN = 6
+
+
+def strip_path(patient: Patient, width: int, height: float) -> QtGui.QPainterPath:
+    """The sweep of the patient's held trace, scaled into ``width`` x ``height`` pixels."""
+    trace, n = patient.trace, patient.trace.capacity
+    lo = max(trace.start, patient.trace_from)
+    y = np.full(n, np.nan, dtype=np.float32)
+    if trace.end > lo:
+        y[np.arange(lo, trace.end) % n] = trace.get(lo, trace.end)
+        cursor = trace.end % n
+        y[cursor : cursor + int(ERASE_S * patient.fs)] = np.nan
+    cols = max(1, min(width, n))
+    k = n // cols
+    blocks = y[: cols * k].reshape(cols, k)
+    pairs = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()  # NaN stays NaN: a gap
+    x = np.repeat(np.arange(cols, dtype=np.float64) * (width / cols), 2)
+    top, bottom = Y_RANGE[1], Y_RANGE[0]
+    ys = (top - np.clip(pairs, bottom, top)) / (top - bottom) * height
+    return pg.arrayToQPath(x, ys.astype(np.float64), connect="finite")
+
+
+class PatientTile(QtWidgets.QWidget):
+    """Draws a :class:`Patient`; a click asks for that patient's full view."""
+
+    clicked = QtCore.Signal(str)  # patient id
+
+    def __init__(self, patient: Patient) -> None:
+        super().__init__()
+        self.patient = patient
+        self.setMinimumSize(220, 150)
+        self.setCursor(QtCore.Qt.CursorShape.PointingHandCursor)
+        self.setToolTip(f"{patient.patient_id}: click for the full view")
+        self.paints = 0
+        self.still = False  # for a screenshot: a flashing alarm drawn in its lit half
+        self._shown: tuple = ()
+        self._big = QtGui.QFont("DejaVu Sans", 26, QtGui.QFont.Weight.Bold)
+        self._bold = QtGui.QFont("DejaVu Sans", 11, QtGui.QFont.Weight.Bold)
+        self._small = QtGui.QFont("DejaVu Sans", 9)
+
+    def alarm_colors(self, now: float, still: bool = False) -> tuple[str, str] | None:
+        """(background, foreground) of the patient's most urgent alarm now, None without one."""
+        alarm = self.patient.board.banner_alarm()
+        return None if alarm is None else signal_colors(alarm, now, still)
+
+    def refresh(self, now: float) -> None:
+        """Schedule a paint when anything it shows changed (trace, numbers, alarm, flash phase)."""
+        p = self.patient
+        shown = (p.trace.end, p.version, p.board.version, p.state(now), self.alarm_colors(now))
+        if shown != self._shown:
+            self._shown = shown
+            self.update()
+
+    def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        if event.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.patient.patient_id)
+
+    def paintEvent(self, _event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        self.paints += 1
+        p, now = self.patient, time.monotonic()
+        w, h = self.width(), self.height()
+        qp = QtGui.QPainter(self)
+        qp.fillRect(0, 0, w, h, QtGui.QColor(colors.PANEL))
+        band = 24
+        signal = self.alarm_colors(now, still=self.still)
+        alarm = p.board.banner_alarm()
+        if signal is not None and alarm is not None:
+            bg, fg = signal
+            qp.fillRect(0, h - band, w, band, QtGui.QColor(bg))
+            qp.setPen(QtGui.QPen(QtGui.QColor(colors.PRIORITY_STYLES[alarm.priority].background), 3))
+            qp.drawRect(1, 1, w - 3, h - 3)
+            qp.setPen(QtGui.QColor(fg))
+            qp.setFont(self._bold)
+            ack = "  ACK" if alarm.acknowledged else ""
+            ended = "" if alarm.active else "  ended"
+            more = p.board.shown_count() - 1
+            text = f"{alarm.title}{ended}{ack}" + (f"  +{more}" if more > 0 else "")
+            qp.drawText(QtCore.QRectF(MARGIN, h - band, w - 2 * MARGIN, band),
+                        QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, text)
+        # header: bed and connection state on the left, HR on the right
+        head = 46
+        qp.setFont(self._bold)
+        qp.setPen(QtGui.QColor(colors.TEXT))
+        qp.drawText(MARGIN, 18, p.patient_id)
+        state = p.state(now)
+        qp.setFont(self._small)
+        qp.setPen(QtGui.QColor(colors.STATE_COLORS.get(state, colors.DIM_TEXT)))
+        qp.drawText(MARGIN, 36, state)
+        qp.setFont(self._big)
+        qp.setPen(QtGui.QColor(colors.TRACE))
+        hr = p.status.get("heart_rate_bpm")
+        right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
+        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN - 34, head), right, "--" if hr is None else f"{hr:.0f}")
+        qp.setFont(self._small)
+        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN, head), right, "bpm")
+        # the strip, full width
+        qp.save()
+        qp.translate(MARGIN, head)
+        qp.setPen(QtGui.QPen(QtGui.QColor(colors.TRACE), 1.2))
+        qp.drawPath(strip_path(p, w - 2 * MARGIN, h - band - head - 22))
+        qp.restore()
+        # beat counts, in the class colours
+        counts = p.status.get("beats_by_class") or {}
+        x = float(MARGIN)
+        qp.setFont(self._small)
+        metrics = qp.fontMetrics()
+        for c in AAMI_CLASSES:
+            text = f"{c} {counts.get(c, 0)}"
+            qp.setPen(QtGui.QColor(colors.class_color(c)))
+            qp.drawText(QtCore.QPointF(x, h - band - 6), text)
+            x += metrics.horizontalAdvance(text) + 10
+        qp.end()
