@@ -23,16 +23,21 @@ from ecg_monitor.station.ward import Patient
 Y_RANGE = (-1.6, 2.4)  # mV shown by the strip, as on the bedside trace
 ERASE_S = 0.25
 MARGIN = 6
+HEAD = 46  # bed, state and HR above the strip
+BAND = 24  # the alarm band at the bottom
+COUNTS = 22  # beat counts between strip and band
 
 
-def strip_path(patient: Patient, width: int, height: float) -> QtGui.QPainterPath:
-    """The sweep of the patient's held trace, scaled into ``width`` x ``height`` pixels."""
+def strip_path(patient: Patient, end: int, width: int, height: float) -> QtGui.QPainterPath:
+    """The sweep of the patient's held trace up to sample ``end``, scaled into ``width`` x
+    ``height`` pixels."""
     trace, n = patient.trace, patient.trace.capacity
     lo = max(trace.start, patient.trace_from)
+    end = min(end, trace.end)
     y = np.full(n, np.nan, dtype=np.float32)
-    if trace.end > lo:
-        y[np.arange(lo, trace.end) % n] = trace.get(lo, trace.end)
-        cursor = trace.end % n
+    if end > lo:
+        y[np.arange(lo, end) % n] = trace.get(lo, end)
+        cursor = end % n
         y[cursor : cursor + int(ERASE_S * patient.fs)] = np.nan
     cols = max(1, min(width, n))
     k = n // cols
@@ -57,7 +62,8 @@ class PatientTile(QtWidgets.QWidget):
         self.setToolTip(f"{patient.patient_id}: click for the full view")
         self.paints = 0
         self.still = False  # for a screenshot: a flashing alarm drawn in its lit half
-        self._shown: tuple = ()
+        self._numbers: tuple = ()
+        self._end = -1
         self._big = QtGui.QFont("DejaVu Sans", 26, QtGui.QFont.Weight.Bold)
         self._bold = QtGui.QFont("DejaVu Sans", 11, QtGui.QFont.Weight.Bold)
         self._small = QtGui.QFont("DejaVu Sans", 9)
@@ -67,30 +73,53 @@ class PatientTile(QtWidgets.QWidget):
         alarm = self.patient.board.banner_alarm()
         return None if alarm is None else signal_colors(alarm, now, still)
 
+    def strip_rect(self) -> QtCore.QRect:
+        """Where the strip is drawn: the part a frame repaints when only the sweep moved."""
+        return QtCore.QRect(MARGIN, HEAD, self.width() - 2 * MARGIN, self.height() - BAND - HEAD - COUNTS)
+
     def refresh(self, now: float) -> None:
-        """Schedule a paint when anything it shows changed (trace, numbers, alarm, flash phase)."""
+        """Schedule a paint of what changed: the whole tile when numbers, state or the alarm
+        signal did, else only the strip while the sweep moves (most frames)."""
         p = self.patient
-        shown = (p.trace.end, p.version, p.board.version, p.state(now), self.alarm_colors(now))
-        if shown != self._shown:
-            self._shown = shown
+        numbers = (p.version, p.board.version, p.state(now), self.alarm_colors(now))
+        end = p.shown_end(now)
+        if numbers != self._numbers:
+            self._numbers, self._end = numbers, end
             self.update()
+        elif end != self._end:
+            self._end = end
+            self.update(self.strip_rect())
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt override)
         if event.button() == QtCore.Qt.MouseButton.LeftButton:
             self.clicked.emit(self.patient.patient_id)
 
-    def paintEvent(self, _event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt override)
+    def paintEvent(self, event: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt override)
         self.paints += 1
-        p, now = self.patient, time.monotonic()
-        w, h = self.width(), self.height()
+        now = time.monotonic()
         qp = QtGui.QPainter(self)
-        qp.fillRect(0, 0, w, h, QtGui.QColor(colors.PANEL))
-        band = 24
+        strip = self.strip_rect()
+        qp.fillRect(strip, QtGui.QColor(colors.PANEL))
+        qp.translate(strip.topLeft())
+        qp.setPen(QtGui.QPen(QtGui.QColor(colors.TRACE), 1))  # 1 px: the fast line path, not the stroker
+        qp.drawPath(strip_path(self.patient, self.patient.shown_end(now), strip.width(), strip.height()))
+        qp.resetTransform()
+        if not strip.contains(event.rect()):
+            self._paint_numbers(qp, now)
+        qp.end()
+
+    def _paint_numbers(self, qp: QtGui.QPainter, now: float) -> None:
+        """Everything but the strip: bed, state, HR, counts, the alarm band and frame."""
+        p, w, h = self.patient, self.width(), self.height()
+        strip = self.strip_rect()
+        outside = QtGui.QRegion(self.rect()).subtracted(QtGui.QRegion(strip))
+        for r in outside:
+            qp.fillRect(r, QtGui.QColor(colors.PANEL))
         signal = self.alarm_colors(now, still=self.still)
         alarm = p.board.banner_alarm()
         if signal is not None and alarm is not None:
             bg, fg = signal
-            qp.fillRect(0, h - band, w, band, QtGui.QColor(bg))
+            qp.fillRect(0, h - BAND, w, BAND, QtGui.QColor(bg))
             qp.setPen(QtGui.QPen(QtGui.QColor(colors.PRIORITY_STYLES[alarm.priority].background), 3))
             qp.drawRect(1, 1, w - 3, h - 3)
             qp.setPen(QtGui.QColor(fg))
@@ -99,10 +128,9 @@ class PatientTile(QtWidgets.QWidget):
             ended = "" if alarm.active else "  ended"
             more = p.board.shown_count() - 1
             text = f"{alarm.title}{ended}{ack}" + (f"  +{more}" if more > 0 else "")
-            qp.drawText(QtCore.QRectF(MARGIN, h - band, w - 2 * MARGIN, band),
+            qp.drawText(QtCore.QRectF(MARGIN, h - BAND, w - 2 * MARGIN, BAND),
                         QtCore.Qt.AlignmentFlag.AlignVCenter | QtCore.Qt.AlignmentFlag.AlignLeft, text)
         # header: bed and connection state on the left, HR on the right
-        head = 46
         qp.setFont(self._bold)
         qp.setPen(QtGui.QColor(colors.TEXT))
         qp.drawText(MARGIN, 18, p.patient_id)
@@ -114,23 +142,15 @@ class PatientTile(QtWidgets.QWidget):
         qp.setPen(QtGui.QColor(colors.TRACE))
         hr = p.status.get("heart_rate_bpm")
         right = QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter
-        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN - 34, head), right, "--" if hr is None else f"{hr:.0f}")
+        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN - 34, HEAD), right, "--" if hr is None else f"{hr:.0f}")
         qp.setFont(self._small)
-        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN, head), right, "bpm")
-        # the strip, full width
-        qp.save()
-        qp.translate(MARGIN, head)
-        qp.setPen(QtGui.QPen(QtGui.QColor(colors.TRACE), 1.2))
-        qp.drawPath(strip_path(p, w - 2 * MARGIN, h - band - head - 22))
-        qp.restore()
+        qp.drawText(QtCore.QRectF(0, 0, w - MARGIN, HEAD), right, "bpm")
         # beat counts, in the class colours
         counts = p.status.get("beats_by_class") or {}
         x = float(MARGIN)
-        qp.setFont(self._small)
         metrics = qp.fontMetrics()
         for c in AAMI_CLASSES:
             text = f"{c} {counts.get(c, 0)}"
             qp.setPen(QtGui.QColor(colors.class_color(c)))
-            qp.drawText(QtCore.QPointF(x, h - band - 6), text)
+            qp.drawText(QtCore.QPointF(x, h - BAND - 6), text)
             x += metrics.horizontalAdvance(text) + 10
-        qp.end()

@@ -16,6 +16,7 @@ from typing import Any
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm
+from ecg_monitor.gui.trace import LAG_S
 from ecg_monitor.gui.window import STALE_S
 from ecg_monitor.streamer.messages import Message
 
@@ -34,10 +35,18 @@ class Patient:
     received: dict[str, float] = field(default_factory=dict)  # alarm id -> wall time of onset
     trace_from: int = 0  # first sample of the current strip (after a gap or a new source)
     last_message_at: float = 0.0  # time.monotonic()
+    appended_at: float = 0.0  # time.monotonic() of the newest trace chunk
     version: int = 0  # bumped when the numbers change, so a tile redraws its labels only then
 
     def __post_init__(self) -> None:
         self.trace = RingBuffer(int(TRACE_S * self.fs), dtype="float32")
+
+    def shown_end(self, now: float) -> int:
+        """The sample the strip draws up to: the newest, less ``LAG_S``, played out at real time
+        since it arrived. Chunks come every 50 ms or more, so this moves the sweep every frame
+        instead of in jumps, and it stops at the newest sample when data stops."""
+        lag = int(LAG_S * self.fs)
+        return self.trace.end - lag + min(lag, int((now - self.appended_at) * self.fs))
 
     def state(self, now: float) -> str:
         """``connected``/``waiting``/``ended`` as the worker says; ``disconnected`` when silent."""
@@ -83,6 +92,7 @@ class Ward:
                 patient.trace = RingBuffer(patient.trace.capacity, dtype="float32")
                 patient.trace.end = patient.trace_from = message["start"]
             patient.trace.extend(message.data)
+            patient.appended_at = patient.last_message_at
         elif kind == "alarm":
             if message["event"] == "onset":
                 patient.onset(ViewAlarm(kind=message["alarm"], priority=message["priority"],
