@@ -58,7 +58,7 @@ def test_tiles_per_patient_from_a_real_fleet_worker(tmp_path, qtbot, station):
     n_beats = {p: sum(ward.patients[p].status["beats_by_class"].values()) for p in signals}
     assert abs(n_beats["bed00"] - 35 * SECONDS / 60) <= 3 and abs(n_beats["bed01"] - 150 * SECONDS / 60) <= 5
     for p, x in signals.items():  # each strip holds its own patient's newest samples
-        assert ward.patients[p].trace.end == len(x)
+        assert ward.patients[p].end == len(x)
     kinds = {(r.patient_id, r.alarm.kind) for r in ward.alarms()}
     assert any(p == "bed00" and "brady" in k for p, k in kinds), kinds
     assert any(p == "bed01" and "tachy" in k for p, k in kinds), kinds
@@ -116,7 +116,7 @@ def test_ward_alarm_list_priority_then_newest_acknowledge_per_patient_and_bedsid
     station.apply(trace("bedC", 0, 360))
     station.apply(trace("bedA", 0, 720))
     assert bedside.trace.end == 360
-    assert station.ward.patients["bedA"].trace.end == 720
+    assert station.ward.patients["bedA"].end == 720
     bedside.acknowledge()  # acknowledged at the bedside: the station shows it acknowledged too
     assert all(a.acknowledged for a in station.ward.patients["bedC"].board.alarms.values())
     assert signal_colors(station.ward.patients["bedC"].board.banner_alarm(), 0.0)[0] == PRIORITY_STYLES["medium"].background

@@ -18,10 +18,12 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ecg_monitor.detector.beats import AAMI_CLASSES
 from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import signal_colors
+from ecg_monitor.gui.trace import LAG_S
 from ecg_monitor.station.ward import Patient
 
 Y_RANGE = (-1.6, 2.4)  # mV shown by the strip, as on the bedside trace
 ERASE_S = 0.25
+assert LAG_S < ERASE_S  # samples received but not yet played out fall inside the erase gap
 MARGIN = 6
 HEAD = 46  # bed, state and HR above the strip
 BAND = 24  # the alarm band at the bottom
@@ -29,16 +31,13 @@ COUNTS = 22  # beat counts between strip and band
 
 
 def strip_path(patient: Patient, end: int, width: int, height: float) -> QtGui.QPainterPath:
-    """The sweep of the patient's held trace up to sample ``end``, scaled into ``width`` x
-    ``height`` pixels."""
-    trace, n = patient.trace, patient.trace.capacity
-    lo = max(trace.start, patient.trace_from)
-    end = min(end, trace.end)
-    y = np.full(n, np.nan, dtype=np.float32)
-    if end > lo:
-        y[np.arange(lo, end) % n] = trace.get(lo, end)
-        cursor = end % n
-        y[cursor : cursor + int(ERASE_S * patient.fs)] = np.nan
+    """The patient's sweep up to sample ``end``, scaled into ``width`` x ``height`` pixels. The
+    erase gap after ``end`` also hides the newest samples not yet played out (``LAG_S`` < it)."""
+    y = patient.screen.copy()
+    n = len(y)
+    cursor = end % n
+    gap = np.arange(cursor, cursor + int(ERASE_S * patient.fs)) % n
+    y[gap] = np.nan
     cols = max(1, min(width, n))
     k = n // cols
     blocks = y[: cols * k].reshape(cols, k)

@@ -1,6 +1,6 @@
 """What the station knows per patient, from the fleet worker's messages; no drawing here.
 
-Each patient keeps a bounded trace history, the worker's HR and beat counts, its source state,
+Each patient keeps its sweep screen (the last few seconds, bounded), the worker's HR and beat counts, its source state,
 and an :class:`~ecg_monitor.gui.alarm_board.AlarmBoard` (the same alarm rules as the bedside
 view: latching, acknowledging). The ward's alarm list merges every board, most urgent first.
 Patients' stream clocks differ (each replay starts elsewhere), so alarms across patients are
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ecg_monitor import PIPELINE_FS
-from ecg_monitor.detector.ringbuffer import RingBuffer
+import numpy as np
+
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm
 from ecg_monitor.gui.trace import LAG_S
 from ecg_monitor.gui.window import STALE_S
@@ -25,28 +26,47 @@ TRACE_S = 6.0  # seconds of trace a tile keeps (and shows)
 
 @dataclass
 class Patient:
-    """One bed: bounded trace, numbers from the worker's status, alarms."""
+    """One bed: its sweep screen, numbers from the worker's status, alarms.
+
+    ``screen[i % len(screen)]`` holds sample ``i``: the sweep layout itself, so appending is one
+    slice write and drawing needs no reordering; NaN where no sample is (yet, or lost)."""
 
     patient_id: str
     fs: float = PIPELINE_FS
-    trace: RingBuffer = field(init=False)
+    screen: np.ndarray = field(init=False)
+    end: int = 0  # one past the newest sample received
     status: dict[str, Any] = field(default_factory=dict)
     board: AlarmBoard = field(default_factory=AlarmBoard)
     received: dict[str, float] = field(default_factory=dict)  # alarm id -> wall time of onset
-    trace_from: int = 0  # first sample of the current strip (after a gap or a new source)
     last_message_at: float = 0.0  # time.monotonic()
     appended_at: float = 0.0  # time.monotonic() of the newest trace chunk
     version: int = 0  # bumped when the numbers change, so a tile redraws its labels only then
 
     def __post_init__(self) -> None:
-        self.trace = RingBuffer(int(TRACE_S * self.fs), dtype="float32")
+        self.screen = np.full(int(TRACE_S * self.fs), np.nan, dtype=np.float32)
 
     def shown_end(self, now: float) -> int:
         """The sample the strip draws up to: the newest, less ``LAG_S``, played out at real time
         since it arrived. Chunks come every 50 ms or more, so this moves the sweep every frame
         instead of in jumps, and it stops at the newest sample when data stops."""
         lag = int(LAG_S * self.fs)
-        return self.trace.end - lag + min(lag, int((now - self.appended_at) * self.fs))
+        return self.end - lag + min(lag, int((now - self.appended_at) * self.fs))
+
+    def append(self, start: int, samples: np.ndarray) -> None:
+        """Write samples ``start``.. onto the screen; a gap is blanked, a restart clears it."""
+        n = len(self.screen)
+        if start < self.end or start - self.end >= n:  # a new source's numbering, or a long gap
+            self.screen.fill(np.nan)
+        else:
+            self._write(self.end, np.full(start - self.end, np.nan, dtype=np.float32))
+        self._write(start, samples[-n:] if len(samples) > n else samples)
+        self.end = start + len(samples)
+
+    def _write(self, start: int, values: np.ndarray) -> None:
+        n, pos = len(self.screen), start % len(self.screen)
+        first = min(len(values), n - pos)
+        self.screen[pos : pos + first] = values[:first]
+        self.screen[: len(values) - first] = values[first:]
 
     def state(self, now: float) -> str:
         """``connected``/``waiting``/``ended`` as the worker says; ``disconnected`` when silent."""
@@ -88,10 +108,7 @@ class Ward:
         patient.last_message_at = time.monotonic()
         kind = message.kind
         if kind == "trace":
-            if message["start"] != patient.trace.end:  # a gap, or a new source: restart the strip
-                patient.trace = RingBuffer(patient.trace.capacity, dtype="float32")
-                patient.trace.end = patient.trace_from = message["start"]
-            patient.trace.extend(message.data)
+            patient.append(message["start"], message.data)
             patient.appended_at = patient.last_message_at
         elif kind == "alarm":
             if message["event"] == "onset":
