@@ -12,6 +12,7 @@ ports and stops them (by PID) when the window closes. ``--screenshot`` saves a P
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import subprocess
 import sys
@@ -31,15 +32,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_demo(n: int, stack: ExitStack) -> str:
-    """A fleet worker and ``n`` synthetic patients on free ports; the worker's event endpoint."""
+def start_demo(n: int, stack: ExitStack, niceness: int = 0) -> str:
+    """A fleet worker and ``n`` synthetic patients on free ports (``niceness`` added to their
+    nice value: the benchmark's load generators yield to the station it measures); the worker's
+    event endpoint."""
     chunks, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
     commands = [
         ["ecg_monitor.workers.cli", "--chunks", chunks, "--events", events],
         ["ecg_monitor.fleet.cli", "--patients", str(n), "--connect", chunks, "--stagger", f"{STAGGER_S:g}"],
     ]
     for module, *args in commands:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args])
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], preexec_fn=lambda: os.nice(niceness))
         stack.callback(_stop, proc)
     return events
 

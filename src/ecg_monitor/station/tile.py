@@ -4,7 +4,7 @@ The whole tile is painted by one ``paintEvent`` (no child widgets): 32 tiles at 
 paints a second, and a painter drawing a few strings and one path is far cheaper than a plot
 widget per patient. The strip is a sweep like the bedside trace (``gui/trace.py``): the newest
 sample is written at the erase bar, the waveform left of it stands still. It is decimated to a
-min/max pair per pixel column so a QRS never falls between two drawn points.
+min/max pair per two pixel columns so a QRS never falls between two drawn points.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ Y_RANGE = (-1.6, 2.4)  # mV shown by the strip, as on the bedside trace
 ERASE_S = 0.25
 assert LAG_S < ERASE_S  # samples received but not yet played out fall inside the erase gap
 MARGIN = 6
+PX_PER_COLUMN = 2  # one min/max pair per 2 px: half the points of one per pixel; QRS peaks kept
 HEAD = 46  # bed, state and HR above the strip
 BAND = 24  # the alarm band at the bottom
 COUNTS = 22  # beat counts between strip and band
@@ -38,7 +39,7 @@ def strip_path(patient: Patient, end: int, width: int, height: float) -> QtGui.Q
     cursor = end % n
     gap = np.arange(cursor, cursor + int(ERASE_S * patient.fs)) % n
     y[gap] = np.nan
-    cols = max(1, min(width, n))
+    cols = max(1, min(width // PX_PER_COLUMN, n))
     k = n // cols
     blocks = y[: cols * k].reshape(cols, k)
     pairs = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()  # NaN stays NaN: a gap
