@@ -120,3 +120,33 @@ def test_ward_alarm_list_priority_then_newest_acknowledge_per_patient_and_bedsid
     bedside.acknowledge()  # acknowledged at the bedside: the station shows it acknowledged too
     assert all(a.acknowledged for a in station.ward.patients["bedC"].board.alarms.values())
     assert signal_colors(station.ward.patients["bedC"].board.banner_alarm(), 0.0)[0] == PRIORITY_STYLES["medium"].background
+
+
+def pixels(image) -> np.ndarray:
+    from PySide6 import QtGui
+    image = image.convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    return np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine()).copy()
+
+
+def test_sweep_repainted_in_slices_looks_like_a_full_repaint(qtbot, station):
+    """Most frames repaint a thin slice of each strip; after a full sweep (and a wrap) what is on
+    screen must be what a full repaint draws."""
+    from PySide6 import QtWidgets
+    station.timer.stop()
+    x = (np.sin(2 * np.pi * 1.2 * np.arange(360 * 12) / 360.0) ** 15).astype(np.float32)
+    for p in ("bed00", "bed01"):
+        station.apply(trace(p, 0, 18))
+    patients = [station.ward.patients[p] for p in ("bed00", "bed01")]
+    slices = 0
+    for pos in range(18, 360 * 8, 9):  # 8 s: more than one 6 s sweep
+        for p in patients:
+            p.append(pos, x[pos : pos + 9])
+            p.appended_at = 0.0  # played out up to the newest sample
+        for tile in station.tiles.values():
+            before = tile.paints
+            tile.refresh(time.monotonic())
+            QtWidgets.QApplication.processEvents()
+            slices += tile.paints > before
+    assert slices > 600  # a paint per tile per step
+    on_screen = pixels(QtWidgets.QApplication.primaryScreen().grabWindow(station.winId()).toImage())
+    assert np.array_equal(on_screen, pixels(station.grab().toImage()))

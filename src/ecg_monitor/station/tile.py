@@ -31,21 +31,30 @@ BAND = 24  # the alarm band at the bottom
 COUNTS = 22  # beat counts between strip and band
 
 
-def strip_path(patient: Patient, end: int, width: int, height: float) -> QtGui.QPainterPath:
-    """The patient's sweep up to sample ``end``, scaled into ``width`` x ``height`` pixels. The
-    erase gap after ``end`` also hides the newest samples not yet played out (``LAG_S`` < it)."""
-    y = patient.screen.copy()
-    n = len(y)
-    cursor = end % n
-    gap = np.arange(cursor, cursor + int(ERASE_S * patient.fs)) % n
-    y[gap] = np.nan
+def columns(n: int, width: int) -> tuple[int, int, float]:
+    """How ``n`` screen samples map onto ``width`` pixels: (columns, samples per column, pixels
+    per column)."""
     cols = max(1, min(width // PX_PER_COLUMN, n))
-    k = n // cols
-    blocks = y[: cols * k].reshape(cols, k)
-    pairs = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)]).ravel()  # NaN stays NaN: a gap
-    x = np.repeat(np.arange(cols, dtype=np.float64) * (width / cols), 2)
+    return cols, n // cols, width / cols
+
+
+def strip_path(patient: Patient, end: int, width: int, height: float,
+               first: int = 0, last: int | None = None) -> QtGui.QPainterPath:
+    """Columns ``first``..``last`` of the patient's sweep up to sample ``end``, scaled into
+    ``width`` x ``height`` pixels. The erase gap after ``end`` also hides the newest samples not
+    yet played out (``LAG_S`` < it)."""
+    y = patient.screen
+    n = len(y)
+    cols, k, colw = columns(n, width)
+    last = cols if last is None else min(last, cols)
+    first = max(0, min(first, last))
+    blocks = y[first * k : last * k].reshape(last - first, k)
+    pairs = np.column_stack([blocks.min(axis=1), blocks.max(axis=1)])  # NaN stays NaN: a gap
+    gap = (np.arange(first, last) * k - end % n) % n < int(ERASE_S * patient.fs) + k
+    pairs[gap] = np.nan
+    x = np.repeat(np.arange(first, last, dtype=np.float64) * colw, 2)
     top, bottom = Y_RANGE[1], Y_RANGE[0]
-    ys = (top - np.clip(pairs, bottom, top)) / (top - bottom) * height
+    ys = (top - np.clip(pairs.ravel(), bottom, top)) / (top - bottom) * height
     return pg.arrayToQPath(x, ys.astype(np.float64), connect="finite")
 
 
@@ -87,8 +96,21 @@ class PatientTile(QtWidgets.QWidget):
             self._numbers, self._end = numbers, end
             self.update()
         elif end != self._end:
+            self.update(self._moved(self._end, end))
             self._end = end
-            self.update(self.strip_rect())
+
+    def _moved(self, old: int, new: int) -> QtCore.QRect:
+        """The part of the strip a sweep from sample ``old`` to ``new`` changes: the new samples
+        and the erase gap's new place (the whole strip when that wraps around)."""
+        strip, n = self.strip_rect(), len(self.patient.screen)
+        cols, k, colw = columns(n, strip.width())
+        p0 = old % n
+        p1 = p0 + (new - old) + int(ERASE_S * self.patient.fs) + k
+        if old < 0 or new < old or p1 >= cols * k:
+            return strip
+        c0, c1 = p0 // k - 1, p1 // k + 1
+        x0 = int(c0 * colw) - 1
+        return QtCore.QRect(strip.left() + x0, strip.top(), int((c1 - c0 + 1) * colw) + 3, strip.height()) & strip
 
     def mousePressEvent(self, event: QtGui.QMouseEvent) -> None:  # noqa: N802 (Qt override)
         if event.button() == QtCore.Qt.MouseButton.LeftButton:
@@ -99,11 +121,17 @@ class PatientTile(QtWidgets.QWidget):
         now = time.monotonic()
         qp = QtGui.QPainter(self)
         strip = self.strip_rect()
-        qp.fillRect(strip, QtGui.QColor(colors.PANEL))
-        qp.translate(strip.topLeft())
-        qp.setPen(QtGui.QPen(QtGui.QColor(colors.TRACE), 1))  # 1 px: the fast line path, not the stroker
-        qp.drawPath(strip_path(self.patient, self.patient.shown_end(now), strip.width(), strip.height()))
-        qp.resetTransform()
+        dirty = event.rect() & strip
+        if not dirty.isEmpty():  # only the columns this paint covers: a frame's is a thin slice
+            qp.fillRect(dirty, QtGui.QColor(colors.PANEL))
+            _, _, colw = columns(len(self.patient.screen), strip.width())
+            first = int((dirty.left() - strip.left()) / colw) - 1
+            last = int((dirty.right() + 1 - strip.left()) / colw) + 2
+            end = self._end if self._end >= 0 else self.patient.shown_end(now)
+            qp.translate(strip.topLeft())
+            qp.setPen(QtGui.QPen(QtGui.QColor(colors.TRACE), 1))  # 1 px: the fast line path, not the stroker
+            qp.drawPath(strip_path(self.patient, end, strip.width(), strip.height(), first, last))
+            qp.resetTransform()
         if not strip.contains(event.rect()):
             self._paint_numbers(qp, now)
         qp.end()
