@@ -26,8 +26,8 @@ def main() -> int:
     args = parser.parse_args()
 
     import pyqtgraph as pg
-    from PySide6 import QtCore
 
+    from ecg_monitor.gui.app import exec_watched
     from ecg_monitor.gui.subscriber import Subscriber
     from ecg_monitor.station.cli import start_demo
     from ecg_monitor.station.window import StationView
@@ -51,11 +51,7 @@ def main() -> int:
             if marks[-1][0] - marks[0][0] >= args.seconds:
                 app.quit()
 
-        clock = QtCore.QTimer()
-        clock.timeout.connect(sample)
-        clock.start(1000)
-        app.exec()
-        view.close()
+        exec_watched(app, view, sample, 1000)
     if len(marks) < 2:
         print(f"bench_station: only {len(view.tiles)} of {args.patients} patients appeared", file=sys.stderr)
         return 1

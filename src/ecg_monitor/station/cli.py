@@ -20,7 +20,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from ecg_monitor.gui.app import lower_priority
+from ecg_monitor.gui.app import exec_watched, lower_priority
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 STAGGER_S = 13.0  # demo beds start this far apart in the 222 s synthetic scenario: a mix of rhythms
@@ -58,7 +58,6 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def run_station(endpoints: list[str], fps: float, screenshot: Path | None, duration_s: float) -> int:
     import pyqtgraph as pg
-    from PySide6 import QtCore
 
     from ecg_monitor.gui.subscriber import Subscriber
     from ecg_monitor.station.window import StationView
@@ -83,14 +82,7 @@ def run_station(endpoints: list[str], fps: float, screenshot: Path | None, durat
             result["rc"] = 1
             app.quit()
 
-    watcher = QtCore.QTimer()
-    watcher.timeout.connect(check)
-    watcher.start(100)
-    try:
-        app.exec()
-    finally:
-        watcher.stop()
-        view.close()
+    exec_watched(app, view, check, 100)
     return result["rc"]
 
 
