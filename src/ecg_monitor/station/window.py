@@ -25,6 +25,7 @@ from ecg_monitor.streamer.messages import Message
 
 WARD_COLUMNS = ("Bed", "Priority", "Alarm", "Time", "HR", "State")
 DRAIN_BUDGET_S = 0.010
+MAX_ROWS = 200  # rows of the ward alarm list (each board keeps 500 alarms)
 
 
 class WardAlarmList(AlarmList):
@@ -37,12 +38,15 @@ class WardAlarmList(AlarmList):
         self.setHorizontalHeaderLabels(WARD_COLUMNS)
         self.setWordWrap(False)  # one line per alarm, so the rows line up
         header = self.horizontalHeader()
-        for col in range(len(WARD_COLUMNS)):
-            mode = "Stretch" if WARD_COLUMNS[col] == "Alarm" else "ResizeToContents"
+        for col in range(len(WARD_COLUMNS)):  # sized once per rebuild: to-contents on every cell is O(rows^2)
+            mode = "Stretch" if WARD_COLUMNS[col] == "Alarm" else "Interactive"
             header.setSectionResizeMode(col, getattr(QtWidgets.QHeaderView.ResizeMode, mode))
 
     def show_alarms(self, rows: list[WardAlarm]) -> None:
+        """The first ``MAX_ROWS`` rows (the most urgent); older low ones wait off the list."""
+        rows = rows[:MAX_ROWS]
         self._ids = [r.patient_id for r in rows]  # what a double-click acknowledges
+        self.setUpdatesEnabled(False)
         self.setRowCount(len(rows))
         for row, r in enumerate(rows):
             a = r.alarm
@@ -54,6 +58,10 @@ class WardAlarmList(AlarmList):
                     item.setBackground(QtGui.QColor(style.background))
                     item.setForeground(QtGui.QColor(style.foreground))
                 self.setItem(row, col, item)
+        for col, name in enumerate(WARD_COLUMNS):
+            if name != "Alarm":
+                self.resizeColumnToContents(col)
+        self.setUpdatesEnabled(True)
 
 
 class StationView(QtWidgets.QMainWindow):
