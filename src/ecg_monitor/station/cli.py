@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,8 @@ def run_station(endpoints: list[str], fps: float, screenshot: Path | None, durat
     from ecg_monitor.station.window import StationView
 
     app = pg.mkQApp("ecg-monitor-station")
+    for sig in (signal.SIGINT, signal.SIGTERM):  # run by the watcher's ticks; --demo's processes then stop
+        signal.signal(sig, lambda *_: app.quit())
     view = StationView(fps=fps)
     subscriber = Subscriber(endpoints)
     view.attach(subscriber)
