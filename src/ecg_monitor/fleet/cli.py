@@ -23,8 +23,9 @@ from ecg_monitor.transport.base import ChunkSender
 from ecg_monitor.workers.cli import add_transport_arguments
 
 
-def fleet_sources(n: int, records: list[str], data_dir: str | None) -> dict[str, Source]:
-    """``bed01``..: replays cycling through ``records`` (a minute further in per round), else synthetic."""
+def fleet_sources(n: int, records: list[str], data_dir: str | None, stagger_s: float = 0.0) -> dict[str, Source]:
+    """``bed01``..: replays cycling through ``records`` (a minute further in per round), else synthetic
+    (patient i starts ``i * stagger_s`` into the scenario, so a ward shows different rhythms)."""
     loaded = {name: read_record(name, data_dir) for name in records}
     out: dict[str, Source] = {}
     for i in range(n):
@@ -33,7 +34,7 @@ def fleet_sources(n: int, records: list[str], data_dir: str | None) -> dict[str,
             rec = loaded[records[i % len(records)]]
             out[patient] = ReplaySource(rec, start_s=(60.0 * (i // len(records))) % max(rec.duration_s - 60.0, 1.0))
         else:
-            out[patient] = SyntheticSource(seed=i)
+            out[patient] = SyntheticSource(seed=i, start_s=i * stagger_s)
     return out
 
 
@@ -53,13 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=16)
     parser.add_argument("--replay", default="", metavar="REC,REC", help="records to replay (default: synthetic)")
     parser.add_argument("--data-dir")
+    parser.add_argument("--stagger", type=float, default=0.0, metavar="SEC",
+                        help="synthetic patient i starts i*SEC into its scenario (default 0)")
     parser.add_argument("--speed", type=parse_speed, default=1.0)
     parser.add_argument("--chunk", type=int, default=18, metavar="N")
     parser.add_argument("--duration", type=float, metavar="SEC")
     args = parser.parse_args(argv)
     stop = runtime.StopFlag(child=False, name="ecg-fleet")
     try:
-        sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir)
+        sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir, args.stagger)
         sender = open_sender(args, stop)
     except (RecordError, RuntimeError) as exc:
         print(f"ecg-monitor-fleet: {exc}", file=sys.stderr)

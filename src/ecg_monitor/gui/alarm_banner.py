@@ -31,6 +31,16 @@ def audio_button_text(paused_s: float) -> str:
     return f"AUDIO PAUSED {int(paused_s) // 60}:{int(paused_s) % 60:02d} (resume)"
 
 
+def signal_colors(alarm: ViewAlarm, now: float, still: bool = False) -> tuple[str, str]:
+    """(background, foreground) of an alarm's visual signal at ``now`` (monotonic s): its
+    priority's colours, or dark in the off half of its flash period while unacknowledged and
+    active. ``still``: always the lit half (for screenshots)."""
+    style = colors.PRIORITY_STYLES[alarm.priority]
+    flashing = style.flash_hz > 0 and not alarm.acknowledged and alarm.active
+    lit = still or not flashing or (now * style.flash_hz) % 1.0 < 0.5
+    return (style.background, style.foreground) if lit else (colors.PANEL, style.background)
+
+
 class AlarmBanner(QtWidgets.QFrame):
     """Shows the most urgent alarm of an :class:`AlarmBoard`; flashes by priority.
 
@@ -79,10 +89,7 @@ class AlarmBanner(QtWidgets.QFrame):
             bg, fg, text = colors.PANEL, colors.DIM_TEXT, "No active alarms"
         else:
             self.priority = alarm.priority
-            style = colors.PRIORITY_STYLES[alarm.priority]
-            flashing = style.flash_hz > 0 and not alarm.acknowledged and alarm.active
-            lit = still or not flashing or (now * style.flash_hz) % 1.0 < 0.5
-            bg, fg = (style.background, style.foreground) if lit else (colors.PANEL, style.background)
+            bg, fg = signal_colors(alarm, now, still)
             more = board.shown_count() - 1
             text = describe(alarm) + (f"   (+{more} more)" if more > 0 else "")
         self.colors = (bg, fg)

@@ -89,7 +89,6 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
     Runs in the view's own process (it lowers that process's CPU priority).
     """
     import pyqtgraph as pg
-    from PySide6 import QtCore
 
     from ecg_monitor.control import ControlClient
     from ecg_monitor.gui.subscriber import Subscriber
@@ -123,15 +122,23 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
             result["rc"] = save_screenshot(view, options.screenshot)
             app.quit()
 
+    exec_watched(app, view, check, 50)
+    return result["rc"]
+
+
+def exec_watched(app, view, check: Callable[[], None], every_ms: int) -> None:
+    """Run Qt's event loop, calling ``check`` every ``every_ms`` (it quits the app when done);
+    the window is closed however the loop ends."""
+    from PySide6 import QtCore
+
     watcher = QtCore.QTimer()
     watcher.timeout.connect(check)
-    watcher.start(50)
+    watcher.start(every_ms)
     try:
         app.exec()
     finally:
         watcher.stop()
         view.close()
-    return result["rc"]
 
 
 def _has_enough(view: LiveView, duration_s: float | None) -> bool:
