@@ -145,3 +145,20 @@ def test_baseline_steps_raise_no_life_threatening_alarm():
     either: quality.py does not judge steps as noise yet; see the report.)"""
     events = _engine_events(_with_bad_stretch("steps"))
     assert not [e for e in events if e.alarm in REQUIRED]
+
+
+def test_vt_needs_consistent_wide_beats():
+    """The VT check: five alike wide beats pass; the same run with three beats replaced by noise
+    spikes (what noise makes of a "run") does not."""
+    engine = AlarmEngine(FS)
+    t = np.arange(int(FS)) / FS
+    wide = -1.5 * np.exp(-0.5 * ((t - 0.5) / 0.03) ** 2)
+    x = np.concatenate([wide] * 5)
+    r = [int(0.5 * FS) + i * int(FS) for i in range(5)]
+    engine._display.extend(x)
+    assert engine._consistent(r)
+    rng = np.random.default_rng(2)
+    for i in (1, 2, 4):
+        x[r[i] - 40 : r[i] + 40] = rng.normal(0, 0.8, 80)
+    engine._display.extend(x)
+    assert not engine._consistent([s + len(x) for s in r])

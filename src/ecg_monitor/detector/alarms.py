@@ -28,6 +28,9 @@ TICK_S = 0.5
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
+#: A VT run's beats (display band, this window around R) must correlate with their median beat.
+VT_WINDOW_S = (0.08, 0.12)
+VT_MIN_CORRELATION = 0.7
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
 
@@ -56,12 +59,13 @@ class AlarmEngine:
     def __init__(self, fs: float, criteria: Criteria | None = None) -> None:
         self.fs = fs
         self.book = AlarmBook(fs)
-        self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S)
+        self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S,
+                                 vt_check=self._consistent)
         self.vf = VFDetector(fs, VFConfig(window_s=self.rules.c.vf_s))
         self.quality = QualityJudge(fs)
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
-        cap = self.vf.window + 2 * self._tick
+        cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
         self._raw = RingBuffer(cap)
         self._display = RingBuffer(cap)
         self._debounce = {
@@ -146,6 +150,20 @@ class AlarmEngine:
         vf = t - w >= self._display.start and self.vf.is_vf(self._display.get(t - w, t))
         self._set("ventricular_fibrillation", vf, t, hr,
                   f"flutter/fibrillation waveform for {w / self.fs:.0f} s; {self.rules.hr_text()}")
+
+    def _consistent(self, r_samples: list[int]) -> bool:
+        """Do the run's beats look alike (median correlation with their median beat)? Monomorphic
+        VT does; beats found in noise do not."""
+        lo, hi = int(round(VT_WINDOW_S[0] * self.fs)), int(round(VT_WINDOW_S[1] * self.fs))
+        if r_samples[0] - lo < self._display.start or r_samples[-1] + hi > self._display.end:
+            return True  # not held (cannot happen with the buffer's size): do not withhold on it
+        beats = np.array([self._display.get(r - lo, r + hi) for r in r_samples])
+        beats -= beats.mean(axis=1, keepdims=True)
+        template = np.median(beats, axis=0)
+        norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
+        if not np.all(np.isfinite(beats)) or np.any(norms <= 0):
+            return False
+        return float(np.median(beats @ template / norms)) >= VT_MIN_CORRELATION
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

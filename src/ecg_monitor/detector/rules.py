@@ -24,6 +24,7 @@ detail names the rate it quotes.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,13 +51,16 @@ class RhythmRules:
 
     ``decision_delay_s`` is how long after an R wave the detector may still report it; silence
     alarms wait that much longer so a late beat does not cause a false one (0 for references).
+    ``vt_check(r_samples)`` (the live engine's) must accept a VT run's last beats before VT starts:
+    the wide beats must be consistent, not beats found in noise.
     """
 
     def __init__(self, fs: float, book: AlarmBook, criteria: Criteria | None = None,
-                 decision_delay_s: float = 0.0) -> None:
+                 decision_delay_s: float = 0.0, vt_check: Callable[[list[int]], bool] | None = None) -> None:
         self.fs = fs
         self.c = c = criteria or Criteria()
         self.book = book
+        self._vt_check = vt_check
         self._delay = int(round(decision_delay_s * fs))
         self._asystole = int(round(c.asystole_s * fs))
         self._pause = int(round(c.pause_s * fs))
@@ -160,7 +164,7 @@ class RhythmRules:
             self._v_run.clear()
         run = self._v_run[-c.vt_beats:]
         rate = 60.0 * self.fs * (len(run) - 1) / (run[-1] - run[0]) if len(run) >= 2 else 0.0
-        vt = len(run) >= c.vt_beats and rate > c.vt_bpm
+        vt = len(run) >= c.vt_beats and rate > c.vt_bpm and (self._vt_check is None or self._vt_check(run))
         self.book.set("ventricular_tachycardia", vt or (self.book.condition("ventricular_tachycardia") and is_v),
                       decided, hr, f"run of {len(self._v_run)} V beats at {rate:.0f} bpm (run rate); {hr_text}")
         self._pattern.append(is_v)
