@@ -8,7 +8,8 @@ import pytest
 from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.pipeline import DetectorPipeline
 from ecg_monitor.detector.quality import QualityJudge
-from ecg_monitor.detector.rules import AlarmBook, RhythmRules
+from ecg_monitor.detector.episodes import AlarmBook
+from ecg_monitor.detector.rules import RhythmRules
 from ecg_monitor.detector.vf import VFDetector
 from ecg_monitor.evaluation.alarms import Episode, Reference, reference_episodes, score
 from ecg_monitor.streamer.synthetic import SyntheticSource, scenario_times
@@ -16,9 +17,11 @@ from ecg_monitor.streamer.synthetic import SyntheticSource, scenario_times
 FS = 360.0
 
 
-def feed(beats: list[tuple[float, str]], until_s: float, delay_s: float = 0.0) -> list[tuple[str, str, float]]:
-    """Beats (time s, label) through RhythmRules in time order; events as (alarm, event, time s)."""
-    book = AlarmBook()
+def feed(beats: list[tuple[float, str]], until_s: float, delay_s: float = 0.0,
+         hold: bool = False) -> list[tuple[str, str, float]]:
+    """Beats (time s, label) through RhythmRules in time order; events as (alarm, event, time s).
+    Without ``hold`` every episode ends when its condition does (the definitions themselves)."""
+    book = AlarmBook(FS, hold=hold)
     rules = RhythmRules(FS, book, decision_delay_s=delay_s)
     for t, label in beats + [(until_s, "")]:
         s = int(t * FS)
@@ -62,7 +65,7 @@ def test_ventricular_rules_use_labels_and_rate():
     assert vt[0][:2] == ("ventricular_tachycardia", "onset") and vt[1][:2] == ("ventricular_tachycardia", "end")
     assert not any(a == "ventricular_tachycardia" for a, _, _ in feed(regular(0, 8, 75) + regular(7.0, 5, 90, "V"), 20))
     assert not any(a == "ventricular_tachycardia" for a, _, _ in feed(regular(0, 8, 75) + regular(7.0, 4, 150, "V"), 20))
-    couplet = feed(regular(0, 8, 75) + [(6.6, "V"), (7.1, "V"), (8.2, "N")], 30)
+    couplet = feed(regular(0, 8, 75) + [(6.6, "V"), (7.1, "V"), (8.2, "N")], 30, hold=True)
     assert ("pvc_couplet", "onset", 8.2) in couplet and ("pvc_couplet", "end", 18.2) in couplet
     big = feed([(i * 0.8, "V" if i % 2 else "N") for i in range(12)] + [(9.6, "N"), (10.4, "N")], 20)
     assert [e[:2] for e in big if e[0] == "bigeminy"] == [("bigeminy", "onset"), ("bigeminy", "end")]
@@ -131,12 +134,11 @@ def test_reference_episodes_and_scoring():
     ref = Reference(np.array([round(t * FS) for t, _ in beats]), np.array([lab for _, lab in beats]),
                     flutter=[(round(30 * FS), round(40 * FS))])
     eps = reference_episodes(ref, FS, round(60 * FS))
-    assert Episode("asystole", round(11.2 * FS), round(12.2 * FS)) in eps
-    assert Episode("ventricular_fibrillation", round(34 * FS), round(40 * FS)) in eps
-    assert [e.alarm for e in eps] == ["asystole", "ventricular_fibrillation"]  # flutter is not silence
+    assert [(e.alarm, e.onset, e.end) for e in eps] == [  # flutter is not silence
+        ("asystole", round(11.2 * FS), round(12.2 * FS)), ("ventricular_fibrillation", round(34 * FS), round(40 * FS))]
     detected = [Episode("asystole", round(11.8 * FS), round(12.5 * FS)),
                 Episode("ventricular_fibrillation", round(50.1 * FS), round(52 * FS))]
-    s = score(eps, detected, FS)
+    s = score(eps, detected, FS).types
     assert (s["asystole"].detected, s["asystole"].false_alarms) == (1, 0)
     assert s["asystole"].delays_s == [pytest.approx(0.6, abs=0.01)]
     assert (s["ventricular_fibrillation"].detected, s["ventricular_fibrillation"].false_alarms) == (0, 1)

@@ -1,5 +1,13 @@
 """The worker's alarm stage: beat rhythm rules, the VF waveform detector and signal quality.
 
+Quality gate: a 0.5 s block judged noisy or unusable makes the signal "cannot analyse" until
+``GATE_S`` of clean blocks follow. Meanwhile life-threatening onsets are withheld by the alarm
+book (``episodes.py``). When the gate opens every life-threatening condition restarts from
+clean signal (beat runs, silences and RR intervals from that sample, the VF waveform from its
+next windows), so a withheld alarm is raised, with its true onset time, only when clean signal
+confirms it within its hold time. Noise raises the technical alarm ``signal_noisy`` ("cannot
+analyse ECG") at once, a flat line or missing samples ``lead_off``, a rail ``signal_saturated``.
+
 Everything runs on sample time in a fixed order (0.5 s quality/VF ticks, beats at the sample
 where the detector decided them, silence timers), so a record gives the same alarm events at
 the same samples whatever the chunking and whatever the replay speed.
@@ -9,16 +17,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
 from ecg_monitor.detector.quality import QualityJudge
 from ecg_monitor.detector.ringbuffer import RingBuffer
-from ecg_monitor.detector.rules import AlarmBook, AlarmEvent, Criteria, RhythmRules
+from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.detector.vf import VFConfig, VFDetector
 
 TICK_S = 0.5
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
+#: A VT run's beats (display band, this window around R) must correlate with their median beat.
+VT_WINDOW_S = (0.08, 0.12)
+VT_MIN_CORRELATION = 0.7
+#: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
+GATE_S = 5.0
 
 
 class Debounce:
@@ -44,21 +58,24 @@ class AlarmEngine:
 
     def __init__(self, fs: float, criteria: Criteria | None = None) -> None:
         self.fs = fs
-        self.book = AlarmBook()
-        self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S)
+        self.book = AlarmBook(fs)
+        self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S,
+                                 vt_check=self._consistent)
         self.vf = VFDetector(fs, VFConfig(window_s=self.rules.c.vf_s))
         self.quality = QualityJudge(fs)
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
-        cap = self.vf.window + 2 * self._tick
+        cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
         self._raw = RingBuffer(cap)
         self._display = RingBuffer(cap)
         self._debounce = {
             "ventricular_fibrillation": Debounce(2, 2),
             "lead_off": Debounce(2, 2),
             "signal_saturated": Debounce(2, 2),
-            "signal_noisy": Debounce(6, 4),
         }
+        self._gate = int(round(GATE_S * fs))
+        self._bad_at: int | None = None  # end of the last noisy or unusable block
+        self._noisy_at: int | None = None  # end of the last noisy block
         self.n = 0
 
     @property
@@ -88,9 +105,7 @@ class AlarmEngine:
 
     def close(self, detail: str) -> list[AlarmEvent]:
         """End every active alarm (end of stream), so the log shows no alarm left open."""
-        hr = self.heart_rate_bpm
-        for alarm in list(self.book.active):
-            self.book.set(alarm, False, self.n, hr, detail)
+        self.book.close(self.n, self.heart_rate_bpm, detail)
         return self.book.take()
 
     def _advance(self, t: int, timers_inclusive: bool) -> None:
@@ -113,14 +128,42 @@ class AlarmEngine:
         q = self.quality.judge(self._raw.get(t - self._tick, t))
         if q.unusable:
             self.rules.mark_unusable(t)
+        if q.unusable or q.noisy:
+            self._bad_at = t
+        if q.noisy:
+            self._noisy_at = t
         hr = self.heart_rate_bpm
+        noisy = self._noisy_at is not None and t - self._noisy_at < self._gate
+        self.book.set("signal_noisy", noisy, t, hr, "cannot analyse ECG: muscle or electrode noise; "
+                      "life-threatening alarms withheld until the signal is clean")
+        gated = self._bad_at is not None and t - self._bad_at < self._gate
+        if self.book.noisy and not gated:
+            self.book.set_noisy(False, t)
+            self.rules.restart(t)
+            self._debounce["ventricular_fibrillation"] = Debounce(2, 2)
+            self.book.set("ventricular_fibrillation", False, t, hr)
+        self.book.set_noisy(gated, t)
         detail = "no samples" if q.missing else "flat line" if q.flat else ""
         self._set("lead_off", q.missing or q.flat, t, hr, detail)
         self._set("signal_saturated", q.saturated, t, hr, "signal stuck at the amplifier's limit")
-        self._set("signal_noisy", q.noisy, t, hr, "muscle or electrode noise")
         w = self.vf.window
         vf = t - w >= self._display.start and self.vf.is_vf(self._display.get(t - w, t))
-        self._set("ventricular_fibrillation", vf, t, hr, f"flutter/fibrillation waveform for {w / self.fs:.0f} s")
+        self._set("ventricular_fibrillation", vf, t, hr,
+                  f"flutter/fibrillation waveform for {w / self.fs:.0f} s; {self.rules.hr_text()}")
+
+    def _consistent(self, r_samples: list[int]) -> bool:
+        """Do the run's beats look alike (median correlation with their median beat)? Monomorphic
+        VT does; beats found in noise do not."""
+        lo, hi = int(round(VT_WINDOW_S[0] * self.fs)), int(round(VT_WINDOW_S[1] * self.fs))
+        if r_samples[0] - lo < self._display.start or r_samples[-1] + hi > self._display.end:
+            return True  # not held (cannot happen with the buffer's size): do not withhold on it
+        beats = np.array([self._display.get(r - lo, r + hi) for r in r_samples])
+        beats -= beats.mean(axis=1, keepdims=True)
+        template = np.median(beats, axis=0)
+        norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
+        if not np.all(np.isfinite(beats)) or np.any(norms <= 0):
+            return False
+        return float(np.median(beats @ template / norms)) >= VT_MIN_CORRELATION
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

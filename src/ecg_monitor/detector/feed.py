@@ -17,9 +17,9 @@ import numpy as np
 from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.beats import AAMI_CLASSES, Beat
 from ecg_monitor.detector.continuity import ContinuityCheck
+from ecg_monitor.detector.episodes import AlarmEvent
 from ecg_monitor.detector.latency import RollingLatency
 from ecg_monitor.detector.pipeline import DetectorPipeline
-from ecg_monitor.detector.rules import AlarmEvent
 from ecg_monitor.streamer.messages import Message
 from ecg_monitor.streamer.source import SourceState
 

@@ -9,40 +9,27 @@ The five required alarms follow the PhysioNet/CinC Challenge 2015 definitions:
 * ``ventricular_fibrillation``: at least 4 s of flutter/fibrillation waveform (``vf.py``; not a
   beat rule).
 
-"Heart rate of a beat" is its instantaneous rate 60 / RR; the rate of a VT run is that of its
-last five V beats. Lower priority: ``pause`` (no QRS for 2.5 s), ``pvc_couplet`` (exactly two V
-beats in a row; held 10 s) and ``bigeminy`` (four N-V cycles in a row).
+The rate limits of brady- and tachycardia apply to each beat's own rate, 60 / RR; the rate of a
+VT run is that of its last five V beats ("run rate"). Lower priority: ``pause`` (no QRS for
+2.5 s), ``pvc_couplet`` (exactly two V beats in a row) and ``bigeminy`` (four N-V cycles in a row).
 
-An RR interval that spans unusable signal (missing, flat, saturated; flutter in the reference)
-is not a heart rate, and silence there is not asystole: both count from the end of it.
+The one heart rate shown and logged (``heart_rate_bpm``) is 60 / the median of the last 8 RR
+intervals, updated at every beat; a pause's long RR counts like any other, during asystole it
+is 0. An RR interval that spans unusable signal (missing, flat, saturated; flutter in the
+reference) is not a heart rate, and silence there is not asystole: both count from the end of
+it, and the rate is unknown (None) until a new RR has been measured after it. Every alarm's
+detail names the rate it quotes.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-#: IEC 60601-1-8 priority of every alarm the monitor raises.
-PRIORITY: dict[str, str] = {
-    "asystole": "high",
-    "ventricular_fibrillation": "high",
-    "ventricular_tachycardia": "high",
-    "extreme_bradycardia": "high",
-    "extreme_tachycardia": "high",
-    "pause": "medium",
-    "lead_off": "medium",
-    "pvc_couplet": "low",
-    "bigeminy": "low",
-    "signal_saturated": "low",
-    "signal_noisy": "low",
-}
-REQUIRED: tuple[str, ...] = (
-    "asystole", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia",
-    "ventricular_fibrillation",
-)
-
+from ecg_monitor.detector.episodes import AlarmBook
 
 @dataclass(frozen=True)
 class Criteria:
@@ -55,46 +42,8 @@ class Criteria:
     vt_bpm: float = 100.0
     vf_s: float = 4.0  # the VF detector's window (vf.VFConfig) and the reference's minimum
     pause_s: float = 2.5
-    couplet_hold_s: float = 10.0
     bigeminy_cycles: int = 4
-    hr_beats: int = 8  # displayed heart rate: median of this many RR intervals
-
-
-@dataclass(frozen=True)
-class AlarmEvent:
-    """An alarm starting (``onset``) or stopping (``end``) at pipeline sample ``sample``."""
-
-    alarm: str
-    event: str
-    sample: int
-    heart_rate_bpm: float | None
-    detail: str = ""
-
-    @property
-    def priority(self) -> str:
-        return PRIORITY[self.alarm]
-
-
-class AlarmBook:
-    """Which alarms are on; turns state changes into onset/end events (never a repeat)."""
-
-    def __init__(self) -> None:
-        self.active: dict[str, AlarmEvent] = {}
-        self.events: list[AlarmEvent] = []
-
-    def set(self, alarm: str, on: bool, sample: int, hr: float | None, detail: str = "") -> None:
-        if on == (alarm in self.active):
-            return
-        event = AlarmEvent(alarm, "onset" if on else "end", sample, hr, detail)
-        if on:
-            self.active[alarm] = event
-        else:
-            del self.active[alarm]
-        self.events.append(event)
-
-    def take(self) -> list[AlarmEvent]:
-        out, self.events = self.events, []
-        return out
+    hr_beats: int = 8  # the heart rate: median of this many RR intervals
 
 
 class RhythmRules:
@@ -102,17 +51,19 @@ class RhythmRules:
 
     ``decision_delay_s`` is how long after an R wave the detector may still report it; silence
     alarms wait that much longer so a late beat does not cause a false one (0 for references).
+    ``vt_check(r_samples)`` (the live engine's) must accept a VT run's last beats before VT starts:
+    the wide beats must be consistent, not beats found in noise.
     """
 
     def __init__(self, fs: float, book: AlarmBook, criteria: Criteria | None = None,
-                 decision_delay_s: float = 0.0) -> None:
+                 decision_delay_s: float = 0.0, vt_check: Callable[[list[int]], bool] | None = None) -> None:
         self.fs = fs
         self.c = c = criteria or Criteria()
         self.book = book
+        self._vt_check = vt_check
         self._delay = int(round(decision_delay_s * fs))
         self._asystole = int(round(c.asystole_s * fs))
         self._pause = int(round(c.pause_s * fs))
-        self._couplet_hold = int(round(c.couplet_hold_s * fs))
         self._brady_rr = 60.0 * fs / c.brady_bpm
         self._tachy_rr = 60.0 * fs / c.tachy_bpm
         self.last: int | None = None  # R sample of the last beat
@@ -121,40 +72,56 @@ class RhythmRules:
         self._slow = self._fast = 0  # consecutive beats below / above the rate limits
         self._v_run: list[int] = []
         self._pattern: deque[bool] = deque(maxlen=2 * c.bigeminy_cycles)  # is-V of recent beats
-        self._couplet_until: int | None = None
 
     @property
     def heart_rate_bpm(self) -> float | None:
-        if "asystole" in self.book.active:
+        """60 / median of the last ``hr_beats`` valid RR intervals; 0 in asystole."""
+        if self.book.condition("asystole"):
             return 0.0
         return 60.0 * self.fs / float(np.median(self._rr)) if self._rr else None
 
+    def hr_text(self) -> str:
+        """The heart rate as every alarm detail quotes it, saying which rate it is."""
+        hr = self.heart_rate_bpm
+        if hr is None:
+            return "HR unknown (no RR measured since unusable signal)"
+        return f"HR {hr:.0f} bpm (median of last {self.c.hr_beats} RR)"
+
     def mark_unusable(self, until: int) -> None:
-        """Signal up to ``until`` was unusable: RR intervals and silences restart after it."""
-        self.good_since = max(self.good_since, until)
+        """Signal up to ``until`` was unusable: RR intervals, silences and the heart rate restart after it."""
+        if until > self.good_since:
+            self.good_since = until
+            self._rr.clear()
+
+    def restart(self, t: int) -> None:
+        """Beats before ``t`` are not trusted (noisy signal): every rhythm condition must be met
+        afresh by beats and silences after it."""
+        self.mark_unusable(t)
+        self._slow = self._fast = 0
+        self._v_run.clear()
+        self._pattern.clear()
+        for alarm in ("asystole", "pause", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia"):
+            self.book.set(alarm, False, t, self.heart_rate_bpm)
 
     # ------------------------------------------------------------------ silence timers
     def _silence_from(self) -> int:
         return max(self.last if self.last is not None else self.good_since, self.good_since)
 
     def due(self) -> int | None:
-        """Sample at which the next timer fires (asystole, pause, couplet release), if any."""
+        """Sample at which the next timer fires (asystole, pause, the end of an episode), if any."""
         ref = self._silence_from() + self._delay
-        times = [ref + self._pause if "pause" not in self.book.active else None,
-                 ref + self._asystole if "asystole" not in self.book.active else None,
-                 self._couplet_until]
+        times = [ref + self._pause if not self.book.condition("pause") else None,
+                 ref + self._asystole if not self.book.condition("asystole") else None,
+                 self.book.due()]
         times = [t for t in times if t is not None]
         return min(times) if times else None
 
     def fire(self, t: int) -> None:
         ref = self._silence_from() + self._delay
-        hr = self.heart_rate_bpm
         for alarm, limit in (("pause", self._pause), ("asystole", self._asystole)):
             if t >= ref + limit:
-                self.book.set(alarm, True, t, 0.0, f"no QRS for {limit / self.fs:.1f} s")
-        if self._couplet_until is not None and t >= self._couplet_until:
-            self._couplet_until = None
-            self.book.set("pvc_couplet", False, t, hr)
+                self.book.set(alarm, True, t, self.heart_rate_bpm, f"no QRS for {limit / self.fs:.1f} s")
+        self.book.fire(t, self.heart_rate_bpm)
 
     # ------------------------------------------------------------------ beats
     def beat(self, sample: int, decided: int, label: str) -> None:
@@ -165,8 +132,7 @@ class RhythmRules:
         self.last = sample
         for alarm, limit in (("pause", self._pause), ("asystole", self._asystole)):
             if silence >= limit:  # the silence outlasted the limit but its timer waited for this beat
-                self.book.set(alarm, True, decided, 0.0, f"no QRS for {silence / self.fs:.1f} s")
-            self.book.set(alarm, False, decided, self.heart_rate_bpm)
+                self.book.set(alarm, True, decided, self.heart_rate_bpm, f"no QRS for {silence / self.fs:.1f} s")
         if rr is None:
             self._slow = self._fast = 0
             self._v_run.clear()
@@ -175,34 +141,36 @@ class RhythmRules:
             self._rr.append(rr)
             self._slow = self._slow + 1 if rr > self._brady_rr else 0
             self._fast = self._fast + 1 if rr < self._tachy_rr else 0
-        hr = self.heart_rate_bpm
+        for alarm in ("pause", "asystole"):
+            self.book.set(alarm, False, decided, self.heart_rate_bpm)
+        hr, hr_text = self.heart_rate_bpm, self.hr_text()
         c = self.c
+        beat_rate = f"{60.0 * self.fs / rr:.0f} bpm" if rr else "unknown"
         self.book.set("extreme_bradycardia", self._slow >= c.brady_beats or
-                      ("extreme_bradycardia" in self.book.active and self._slow > 0), decided, hr,
-                      f"{self._slow} beats under {c.brady_bpm:.0f} bpm")
+                      (self.book.condition("extreme_bradycardia") and self._slow > 0), decided, hr,
+                      f"{self._slow} beats in a row under {c.brady_bpm:.0f} bpm, last {beat_rate} (beat rate); {hr_text}")
         self.book.set("extreme_tachycardia", self._fast >= c.tachy_beats or
-                      ("extreme_tachycardia" in self.book.active and self._fast > 0), decided, hr,
-                      f"{self._fast} beats over {c.tachy_bpm:.0f} bpm")
-        self._ventricular(sample, decided, label == "V", hr)
+                      (self.book.condition("extreme_tachycardia") and self._fast > 0), decided, hr,
+                      f"{self._fast} beats in a row over {c.tachy_bpm:.0f} bpm, last {beat_rate} (beat rate); {hr_text}")
+        self._ventricular(sample, decided, label == "V", hr, hr_text)
 
-    def _ventricular(self, sample: int, decided: int, is_v: bool, hr: float | None) -> None:
+    def _ventricular(self, sample: int, decided: int, is_v: bool, hr: float | None, hr_text: str) -> None:
         c = self.c
         if is_v:
             self._v_run.append(sample)
         elif len(self._v_run) == 2:
-            self.book.set("pvc_couplet", True, decided, hr, "two consecutive PVCs")
-            self._couplet_until = decided + self._couplet_hold
+            self.book.pulse("pvc_couplet", decided, hr, f"two consecutive PVCs; {hr_text}")
         if not is_v:
             self._v_run.clear()
         run = self._v_run[-c.vt_beats:]
         rate = 60.0 * self.fs * (len(run) - 1) / (run[-1] - run[0]) if len(run) >= 2 else 0.0
-        vt = len(run) >= c.vt_beats and rate > c.vt_bpm
-        self.book.set("ventricular_tachycardia", vt or ("ventricular_tachycardia" in self.book.active and is_v),
-                      decided, hr, f"{len(self._v_run)} V beats at {rate:.0f} bpm")
+        vt = len(run) >= c.vt_beats and rate > c.vt_bpm and (self._vt_check is None or self._vt_check(run))
+        self.book.set("ventricular_tachycardia", vt or (self.book.condition("ventricular_tachycardia") and is_v),
+                      decided, hr, f"run of {len(self._v_run)} V beats at {rate:.0f} bpm (run rate); {hr_text}")
         self._pattern.append(is_v)
         p = list(self._pattern)
         alternating = all(p[i] != p[i + 1] for i in range(len(p) - 1))
         if len(p) == self._pattern.maxlen and alternating and is_v:
-            self.book.set("bigeminy", True, decided, hr, f"{c.bigeminy_cycles} N-V cycles")
+            self.book.set("bigeminy", True, decided, hr, f"{c.bigeminy_cycles} N-V cycles; {hr_text}")
         elif len(p) >= 2 and p[-1] == p[-2]:
             self.book.set("bigeminy", False, decided, hr)
