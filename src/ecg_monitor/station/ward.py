@@ -113,8 +113,7 @@ class Ward:
         elif kind == "alarm":
             if message["event"] == "onset":
                 patient.onset(ViewAlarm(kind=message["alarm"], priority=message["priority"],
-                                        onset_s=message["record_time_s"], message=message["detail"],
-                                        hr_bpm=message["heart_rate_bpm"]))
+                                        onset_s=message["record_time_s"], message=message["detail"]))
             else:
                 patient.board.end(message["alarm"], message["record_time_s"])
         elif kind == "status":

@@ -23,7 +23,7 @@ from ecg_monitor.station.tile import PatientTile
 from ecg_monitor.station.ward import Ward, WardAlarm
 from ecg_monitor.streamer.messages import Message
 
-WARD_COLUMNS = ("Bed", "Priority", "Alarm", "Time", "HR", "State")
+WARD_COLUMNS = ("Bed", "Priority", "Alarm", "Time", "State")  # no HR: each tile shows the one rate
 DRAIN_BUDGET_S = 0.010
 MAX_ROWS = 200  # rows of the ward alarm list (each board keeps 500 alarms)
 
@@ -39,7 +39,7 @@ class WardAlarmList(AlarmList):
         self.setWordWrap(False)  # one line per alarm, so the rows line up
         header = self.horizontalHeader()
         for col in range(len(WARD_COLUMNS)):  # sized once per rebuild: to-contents on every cell is O(rows^2)
-            mode = "Stretch" if WARD_COLUMNS[col] == "Alarm" else "Interactive"
+            mode = "Stretch" if WARD_COLUMNS[col] == "State" else "Interactive"  # alarm names never cut
             header.setSectionResizeMode(col, getattr(QtWidgets.QHeaderView.ResizeMode, mode))
 
     def show_alarms(self, rows: list[WardAlarm]) -> None:
@@ -50,8 +50,7 @@ class WardAlarmList(AlarmList):
         self.setRowCount(len(rows))
         for row, r in enumerate(rows):
             a = r.alarm
-            hr = f"{a.hr_bpm:.0f}" if a.hr_bpm is not None else "--"
-            for col, text in enumerate((r.patient_id, a.priority, a.title, clock(a.onset_s), hr, state_text(a))):
+            for col, text in enumerate((r.patient_id, a.priority, a.title, clock(a.onset_s), state_text(a))):
                 item = QtWidgets.QTableWidgetItem(text)
                 if col == 1:
                     style = colors.PRIORITY_STYLES[a.priority]
@@ -59,7 +58,7 @@ class WardAlarmList(AlarmList):
                     item.setForeground(QtGui.QColor(style.foreground))
                 self.setItem(row, col, item)
         for col, name in enumerate(WARD_COLUMNS):
-            if name != "Alarm":
+            if name != "State":
                 self.resizeColumnToContents(col)
         self.setUpdatesEnabled(True)
 
