@@ -184,14 +184,15 @@ class AlarmBook:
         return min(times) if times else None
 
     def fire(self, t: int, hr: float | None = None) -> None:
-        """End the episodes whose hold has run out at ``t``, saying what ended and how long it lasted."""
+        """End the episodes whose hold has run out at ``t``, saying what ended and since when its
+        condition was clear (how long the alarm lasted, onset to this end, the console, log and view
+        give from the two events, so every reader quotes the same duration)."""
         for group, ep in list(self._episodes.items()):
             if ep.cleared is not None and ep.cleared + self._hold[ep.alarm] <= t:
                 del self._episodes[group]
-                lasted = (ep.cleared - ep.since) / self.fs
                 what = ep.alarm.replace("_", " ")
                 self.events.append(AlarmEvent(ep.alarm, "end", t, hr,
-                                              f"{what} over: lasted {lasted:.1f} s, clear since {ep.cleared / self.fs:.1f} s"))
+                                              f"{what} over: condition clear since {ep.cleared / self.fs:.1f} s"))
 
     def close(self, sample: int, hr: float | None, detail: str) -> None:
         """End every open episode now (end of stream) and drop what is withheld."""
