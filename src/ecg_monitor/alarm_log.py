@@ -88,6 +88,18 @@ class AlarmLogConfig:
     exit_on_end: bool = False  # stop after the source's end has been logged (headless replay)
 
 
+def alarm_row(h: dict, **fields) -> dict:
+    """The CSV row of one ``alarm`` message's header (``fields``: extra columns, e.g. the
+    patient); an end row's detail starts with how long the alarm lasted."""
+    detail = h["detail"]
+    if h.get("lasted_s") is not None:
+        detail = "; ".join(filter(None, (f"lasted {h['lasted_s']:.1f} s", detail)))
+    return {"wall_time": wall_time(), "source": h["source"], "worker": h["worker"],
+            "record_time_s": h["record_time_s"], "alarm": h["alarm"], "priority": h["priority"],
+            "event": h["event"], "heart_rate_bpm": "" if h["heart_rate_bpm"] is None else h["heart_rate_bpm"],
+            "detail": detail, "sample": h["sample"], **fields}
+
+
 class AlarmLogger:
     """Turns ``alarm`` messages (and worker restarts seen in ``status``) into CSV rows."""
 
@@ -117,15 +129,11 @@ class AlarmLogger:
     def handle(self, msg: Message) -> bool:
         self._worker_changed(msg)
         if msg.kind == "alarm":
-            h = msg.header
-            row = self._row(msg, record_time_s=h["record_time_s"], alarm=h["alarm"], priority=h["priority"],
-                            event=h["event"], heart_rate_bpm="" if h["heart_rate_bpm"] is None else h["heart_rate_bpm"],
-                            detail=h["detail"], sample=h["sample"])
-            if h["event"] == "onset":
-                self.open[h["alarm"]] = row
-            elif (onset := self.open.pop(h["alarm"], None)) is not None:
-                lasted = f"lasted {h['record_time_s'] - onset['record_time_s']:.1f} s"
-                row["detail"] = f"{lasted}; {h['detail']}" if h["detail"] else lasted
+            row = alarm_row(msg.header)
+            if msg["event"] == "onset":
+                self.open[msg["alarm"]] = row
+            else:
+                self.open.pop(msg["alarm"], None)
             self.csv.write(row)
         elif msg.kind == "status" and msg["source_state"] == "ended" and self.cfg.exit_on_end:
             return False

@@ -66,12 +66,12 @@ def status_line(st: dict, queueing: bool = False) -> str:
             f"source {source} | worker restarts {st['incarnation']}")
 
 
-def alarm_line(h: dict, onset_s: float | None) -> str:
-    """One line per alarm event; an end says how long the alarm lasted (from its onset's
-    record time), and the worker's detail stands after a bar so it cannot read as another
+def alarm_line(h: dict) -> str:
+    """One line per alarm event; an end says how long the alarm lasted (the worker's
+    ``lasted_s``), and the worker's detail stands after a bar so it cannot read as another
     message."""
     hr = "" if h["heart_rate_bpm"] is None else f", HR {h['heart_rate_bpm']:.0f}"
-    lasted = "" if onset_s is None else f", lasted {h['record_time_s'] - onset_s:.1f} s"
+    lasted = "" if h.get("lasted_s") is None else f", lasted {h['lasted_s']:.1f} s"
     detail = f" | {h['detail']}" if h["detail"] else ""
     return (f"ALARM {h['event']:5s} {h['alarm']} [{h['priority'].upper()}] at {h['record_time_s']:.1f} s"
             f"{hr}{lasted}{detail}")
@@ -81,7 +81,6 @@ class Console:
     def __init__(self, cfg: ConsoleConfig, out: TextIO = sys.stdout) -> None:
         self.cfg, self.out = cfg, out
         self.last_status: dict | None = None
-        self.onsets: dict[str, float] = {}  # alarm -> record time of its open onset
         self.source_state = "waiting"
         self.reconnects = 0
         self.next_print = time.monotonic() + cfg.every_s
@@ -102,12 +101,9 @@ class Console:
         self.worker = msg["worker"]
         if msg.kind == "alarm":
             h = msg.header
-            onset = self.onsets.pop(h["alarm"], None)
             if h["event"] == "onset":
                 self.alarms[h["alarm"]] += 1
-                self.onsets[h["alarm"]] = h["record_time_s"]
-                onset = None
-            self.say(alarm_line(h, onset))
+            self.say(alarm_line(h))
         elif msg.kind == "beats":
             self._write_beats(msg)
         elif msg.kind == "status":

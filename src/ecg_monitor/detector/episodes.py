@@ -55,7 +55,9 @@ class AlarmEvent:
 
     ``raised_at`` is the sample the event was decided when that is later than ``sample`` (an
     onset withheld for noise and confirmed afterwards); ``escalation`` marks the onset of a
-    more severe alarm inside a running episode (not a new episode).
+    more severe alarm inside a running episode (not a new episode). An end row carries
+    ``onset_sample``, the sample of the onset row it ends, so how long the alarm lasted is
+    known where the episode is, not re-derived by every reader.
     """
 
     alarm: str
@@ -65,6 +67,7 @@ class AlarmEvent:
     detail: str = ""
     raised_at: int | None = None
     escalation: bool = False
+    onset_sample: int | None = None
 
     @property
     def priority(self) -> str:
@@ -164,7 +167,7 @@ class AlarmBook:
             self._episodes[group] = _Episode(onset.alarm, onset.sample, row)
         else:
             self.events.append(AlarmEvent(ep.alarm, "end", now, onset.heart_rate_bpm,
-                                          f"escalated to {onset.alarm} after {(now - ep.onset.sample) / self.fs:.1f} s"))
+                                          f"escalated to {onset.alarm}", onset_sample=ep.onset.sample))
             row = AlarmEvent(onset.alarm, "onset", onset.sample, onset.heart_rate_bpm,
                              f"{onset.detail}; escalated from {ep.alarm} (episode since {ep.since / self.fs:.1f} s)"
                              + late, raised_at, escalation=True)
@@ -185,21 +188,20 @@ class AlarmBook:
 
     def fire(self, t: int, hr: float | None = None) -> None:
         """End the episodes whose hold has run out at ``t``, saying what ended and since when its
-        condition was clear (how long the alarm lasted, onset to this end, the console, log and view
-        give from the two events, so every reader quotes the same duration)."""
+        condition was clear."""
         for group, ep in list(self._episodes.items()):
             if ep.cleared is not None and ep.cleared + self._hold[ep.alarm] <= t:
                 del self._episodes[group]
                 what = ep.alarm.replace("_", " ")
                 self.events.append(AlarmEvent(ep.alarm, "end", t, hr,
-                                              f"{what} over: condition clear since {ep.cleared / self.fs:.1f} s"))
+                                              f"{what} over: condition clear since {ep.cleared / self.fs:.1f} s",
+                                              onset_sample=ep.onset.sample))
 
     def close(self, sample: int, hr: float | None, detail: str) -> None:
         """End every open episode now (end of stream) and drop what is withheld."""
         for group, ep in list(self._episodes.items()):
             del self._episodes[group]
-            self.events.append(AlarmEvent(ep.alarm, "end", sample, hr,
-                                          f"{detail}; lasted {(sample - ep.since) / self.fs:.1f} s"))
+            self.events.append(AlarmEvent(ep.alarm, "end", sample, hr, detail, onset_sample=ep.onset.sample))
         self._withheld.clear()
         self._confirm.clear()
 

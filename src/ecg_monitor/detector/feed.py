@@ -100,6 +100,7 @@ class Feed:
                 "record_time_s": round(s.record_time_s(e.sample), 3),
                 "heart_rate_bpm": None if e.heart_rate_bpm is None else round(e.heart_rate_bpm, 1),
                 "detail": e.detail,
+                "lasted_s": None if e.onset_sample is None else round((e.sample - e.onset_sample) / s.fs, 1),
             })
 
     def status(self) -> dict:

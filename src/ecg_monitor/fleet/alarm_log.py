@@ -19,8 +19,8 @@ from pathlib import Path
 from nats.errors import TimeoutError as NatsTimeout
 
 from ecg_monitor import runtime
-from ecg_monitor.alarm_log import COLUMNS, AlarmCsv, wall_time
-from ecg_monitor.streamer.messages import Message, MessageError, decode
+from ecg_monitor.alarm_log import COLUMNS, AlarmCsv, alarm_row
+from ecg_monitor.streamer.messages import MessageError, decode
 from ecg_monitor.transport.natsclient import EVENTS, NatsClient, NatsUnavailable, to_frames
 from ecg_monitor.workers.cli import DEFAULT_PARTITIONS
 
@@ -40,14 +40,6 @@ def logged(path: Path) -> set[tuple[str, ...]]:
         return {row_key(r) for r in csv.DictReader(f)}
 
 
-def alarm_row(msg: Message) -> dict:
-    h = msg.header
-    return {"wall_time": wall_time(), "patient": h["patient"], "source": h["source"], "worker": h["worker"],
-            "record_time_s": h["record_time_s"], "alarm": h["alarm"], "priority": h["priority"],
-            "event": h["event"], "heart_rate_bpm": "" if h["heart_rate_bpm"] is None else h["heart_rate_bpm"],
-            "detail": h["detail"], "sample": h["sample"]}
-
-
 async def follow(client: NatsClient, log: AlarmCsv, stop: runtime.StopFlag) -> None:
     seen = logged(log.path)
     sub = await client.js.pull_subscribe("ecg.*.alarms", durable=DURABLE, stream=EVENTS)
@@ -58,7 +50,8 @@ async def follow(client: NatsClient, log: AlarmCsv, stop: runtime.StopFlag) -> N
             continue
         for msg in msgs:
             try:
-                row = alarm_row(decode(to_frames(msg.headers, msg.data)))
+                header = decode(to_frames(msg.headers, msg.data)).header
+                row = alarm_row(header, patient=header["patient"])
             except (MessageError, KeyError):
                 await msg.term()  # malformed: counted by the server as terminated, never retried
                 continue

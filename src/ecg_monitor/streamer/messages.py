@@ -29,7 +29,8 @@ Kinds (``[P]`` = has a payload):
   sample), ``fs``, ``n``, ``dtype``: the 0.5-40 Hz display trace.
 * ``alarm`` worker -> subscribers: ``source``, ``worker``, ``alarm``, ``priority``
   (high/medium/low), ``event`` (onset/end), ``sample``, ``record_time_s``, ``heart_rate_bpm``
-  (number or null), ``detail``.
+  (number or null), ``detail``, and optionally ``lasted_s`` (an end: seconds since the onset it
+  ends; null for an onset).
 * ``status`` worker -> subscribers, about once a second: ``source``, ``worker``, ``incarnation``
   (0 for the first worker, +1 per restart), ``source_state``, ``samples``, ``record_time_s``,
   ``heart_rate_bpm``, ``beats_by_class``, ``active_alarms``, ``continuity`` (chunks, gaps,
