@@ -47,6 +47,18 @@ def test_detect_writes_wfdb_annotations_bxb_can_read(data_dir: Path, tmp_path: P
     assert np.all(np.diff(ann.sample) > 0)
 
 
+def test_detect_scores_and_times_a_peer_detector_on_the_same_records(data_dir: Path) -> None:
+    out = ecg_eval("detect", "--data-dir", str(data_dir), "--records", "100,101", "--peer", "xqrs", "--jobs", "2")
+    assert out.returncode == 0, out.stderr
+    progress = [line for line in out.stderr.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in progress] == ["[1/2] 100", "[2/2] 101"] and "xqrs Se" in progress[0]
+    peer = next(line for line in out.stdout.splitlines() if line.strip().startswith("xqrs")).split()
+    tp, fn, fp = int(peer[1]), int(peer[2]), int(peer[3])
+    assert 3000 < tp < 3500 and fn + fp < 100  # 100 and 101 hold 1,901 + 1,524 beats after 5 min
+    timing = next(line for line in out.stdout.splitlines() if line.startswith("detection time"))
+    assert "ours" in timing and "xqrs" in timing and "faster" in timing
+
+
 def test_bad_record_spec_is_refused_clearly(data_dir: Path) -> None:
     out = ecg_eval("detect", "--data-dir", str(data_dir), "--records", "100,nope")
     assert out.returncode == 2 and "nope" in out.stderr and "Traceback" not in out.stderr
@@ -62,5 +74,5 @@ def test_every_command_and_option_is_described_with_its_default() -> None:
             assert action.help, (name, action.dest)
         text = command.format_help()
         assert "site-packages" not in text and "/src/ecg_monitor/" not in text, name
-    assert "(default: 360)" in sub.choices["detect"].format_help()
+    assert "(default: 36000)" in sub.choices["detect"].format_help()
     assert "(default: 12,6)" in sub.choices["noise"].format_help()

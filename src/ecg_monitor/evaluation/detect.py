@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from ecg_monitor.evaluation.ec57 import (
     reference_beats,
     score_record,
 )
+from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
 
@@ -38,6 +41,8 @@ class RecordResult:
     ec57: DetectionScore
     whole: DetectionScore
     seconds: float  # pipeline compute time
+    peer: DetectionScore | None = None  # the --peer detector's EC57 score on the same signal
+    peer_seconds: float = 0.0
 
 
 def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
@@ -47,10 +52,18 @@ def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
     return beats, time.perf_counter() - t0
 
 
-def evaluate_record(name: str, data_dir: str | None, chunk_size: int) -> RecordResult:
-    """Read a record, run the pipeline over it and score it against its annotations."""
+def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str | None = None) -> RecordResult:
+    """Read a record, run the pipeline (and ``peer``, if named) over it and score it against its annotations."""
     record = read_record(name, data_dir)
-    return evaluate_signal(name, record, reference_beats(record, data_dir), chunk_size)
+    reference = reference_beats(record, data_dir)
+    result = evaluate_signal(name, record, reference, chunk_size)
+    if peer is not None:
+        t0 = time.perf_counter()
+        peaks = PEERS[peer](record.signal, record.fs)
+        result.peer_seconds = time.perf_counter() - t0
+        result.peer = score_record(reference.samples, peaks, record.fs, start=int(SKIP_S * record.fs),
+                                   exclude=reference.flutter)
+    return result
 
 
 def evaluate_signal(name: str, record: Record, reference: ReferenceBeats, chunk_size: int) -> RecordResult:
@@ -94,7 +107,7 @@ def beat_csv_row(beat: Beat, own_sample: int, fs: float, own_fs: float) -> str:
     return f"{own_sample},{own_sample / own_fs:.4f},{beat.label},{delay:.1f},{int(beat.search_back)}\n"
 
 
-def format_report(results: list[RecordResult]) -> str:
+def format_report(results: list[RecordResult], peer_name: str = "peer") -> str:
     lines = [
         "EC57 beat-by-beat (150 ms window; EC57 columns skip the first 5 min and VF/flutter episodes;",
         "'whole' columns score every sample of the record)",
@@ -129,6 +142,14 @@ def format_report(results: list[RecordResult]) -> str:
         lines.append(
             f"pipeline speed: {samples / seconds:,.0f} samples/s = {samples / fs / seconds:,.0f} x real time"
         )
+    peers = [r for r in results if r.peer is not None]
+    if peers:
+        score = sum((r.peer for r in peers), DetectionScore())
+        peer_seconds = sum(r.peer_seconds for r in peers)
+        lines.append(f"{peer_name:>8} {score.tp:6d} {score.fn:5d} {score.fp:5d} {pct(score.se)} {pct(score.ppv)}"
+                     "   (EC57 columns, same signals)")
+        lines.append(f"detection time: ours {seconds:.2f} s, {peer_name} {peer_seconds:.2f} s "
+                     f"(ours {peer_seconds / seconds:.1f}x faster)")
     return "\n".join(lines)
 
 
@@ -137,24 +158,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder with WFDB records (default: $ECG_MONITOR_DATA, else PhysioNet)")
     p.add_argument("--records", default="all", help="all, ds1, ds2 or a comma list such as 100,208")
     p.add_argument("--out-dir", type=Path, help="write <record>.csv (or .test) beat files here")
-    p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline")
+    p.add_argument("--chunk-size", type=int, default=36000,
+                   help="samples per chunk fed to the pipeline; beats do not depend on it (tested), only speed")
     p.add_argument("--format", choices=("csv", "wfdb"), default="csv",
                    help="beat file format: csv, or wfdb <record>.test annotations for bxb")
+    p.add_argument("--peer", choices=sorted(PEERS),
+                   help="also run this detector on the same records, scored and timed the same way")
+    p.add_argument("--jobs", type=int, default=1, help="records processed in parallel")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     names = parse_record_spec(args.records)
+    jobs = [(name, args.data_dir, args.chunk_size, args.peer) for name in names]
     results = []
-    for i, name in enumerate(names, 1):
-        print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
-        r = evaluate_record(name, args.data_dir, args.chunk_size)
-        results.append(r)
-        if args.out_dir is not None:
-            write_beats(r, args.out_dir, args.format)
-        print(f" {len(r.beats)} beats, Se {pct(r.ec57.se)} +P {pct(r.ec57.ppv)}", file=sys.stderr, flush=True)
-    print(format_report(results))
+    with get_context("fork").Pool(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        for i, r in enumerate(pool.imap(_evaluate_job, jobs) if pool else map(_evaluate_job, jobs), 1):
+            results.append(r)
+            if args.out_dir is not None:
+                write_beats(r, args.out_dir, args.format)
+            peer = f", {args.peer} Se {pct(r.peer.se)} +P {pct(r.peer.ppv)}" if r.peer is not None else ""
+            print(f"[{i}/{len(names)}] {r.name}: {len(r.beats)} beats, Se {pct(r.ec57.se)} +P {pct(r.ec57.ppv)}"
+                  f"{peer}", file=sys.stderr, flush=True)
+    print(format_report(results, args.peer or "peer"))
     if args.out_dir is not None:
         print(f"beats written to {args.out_dir} ({args.format}; labels N S V F Q from the int8 beat "
               "classifier, Q = unclassifiable window; delay_ms = R peak -> labelled beat)")
     return 0
+
+
+def _evaluate_job(job: tuple[str, str | None, int, str | None]) -> RecordResult:
+    return evaluate_record(*job)
+
