@@ -25,7 +25,6 @@ class RingBuffer:
         return max(0, self.end - self.capacity)
 
     def extend(self, chunk: np.ndarray) -> None:
-        chunk = np.asarray(chunk, dtype=self._data.dtype)
         n = len(chunk)
         if n >= self.capacity:
             chunk = chunk[-self.capacity :]
@@ -33,13 +32,17 @@ class RingBuffer:
             n = self.capacity
         pos = self.end % self.capacity
         first = min(n, self.capacity - pos)
-        self._data[pos : pos + first] = chunk[:first]
-        self._data[: n - first] = chunk[first:]
+        self._data[pos : pos + first] = chunk[:first]  # slice assignment converts the dtype
+        if first < n:
+            self._data[: n - first] = chunk[first:]
         self.end += n
 
     def get(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``[start, stop)`` by absolute index; raises if they are not (or no longer) held."""
+        """Samples ``[start, stop)`` by absolute index (a copy); raises if they are not (or no
+        longer) held."""
         if start < self.start or stop > self.end or start > stop:
             raise IndexError(f"samples [{start}, {stop}) not in buffer [{self.start}, {self.end})")
-        idx = np.arange(start, stop) % self.capacity
-        return self._data[idx]
+        lo, hi = start % self.capacity, stop - start
+        if lo + hi <= self.capacity:  # one piece: a slice, not an index array
+            return self._data[lo : lo + hi].copy()
+        return np.concatenate((self._data[lo:], self._data[: lo + hi - self.capacity]))

@@ -157,14 +157,18 @@ class FleetWorker:
                 self.publish_status(patient)
         delivery.ack()
 
+    def handle_all(self, deliveries: list[Delivery]) -> None:
+        """One receive's messages, in order."""
+        for delivery in deliveries:
+            self.handle(delivery, time.monotonic())
+
     # ------------------------------------------------------------------ loop
     def run(self, ready=None) -> int:
         if ready is not None:
             ready.set()
         next_status = time.monotonic()
         while not self.stop:
-            for delivery in self.link.receive(max(0.0, next_status - time.monotonic())):
-                self.handle(delivery, time.monotonic())
+            self.handle_all(self.link.receive(max(0.0, next_status - time.monotonic())))
             if time.monotonic() >= next_status:
                 self.publish_status()
                 next_status = time.monotonic() + self.status_every_s
