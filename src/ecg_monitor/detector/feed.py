@@ -72,8 +72,9 @@ class Feed:
             head["patient"] = self.patient
         self.emit(kind, head, data)
 
-    def _publish_beats(self, beats: list[Beat], t_received: float, t_source: float | None = None) -> None:
-        """Publish beats; with ``t_source`` (beats completed by a chunk) their latency counts."""
+    def _publish_beats(self, beats: list[Beat], t_received: float, t_source: list[float] | None = None) -> None:
+        """Publish beats; with ``t_source`` (beats completed by chunks: each one's source
+        timestamp of the chunk that completed it) their latency counts."""
         s = self.stream
         if not beats:
             return
@@ -88,9 +89,9 @@ class Feed:
         if t_source is None or self.muted:
             return
         t_pub = time.monotonic()
-        for _ in beats:
+        for t in t_source:
             self.compute.add(t_pub - t_received)
-            self.end_to_end.add(t_pub - t_source)
+            self.end_to_end.add(t_pub - t)
 
     def _publish_alarms(self, events: list[AlarmEvent]) -> None:
         s = self.stream
@@ -142,28 +143,58 @@ class Feed:
 
     def on_chunk(self, msg: Message, t_received: float) -> bool:
         """Process one chunk; False when it is refused (another source, or another rate)."""
-        if self.stream is None or self.finished:  # the first chunk, or a new run after the end
-            self._start_stream(msg)
-        s = self.stream
-        if msg["source"] != s.source or msg["fs"] != s.fs:
-            self.continuity.counters.foreign += 1
-            return False
-        samples, restart = self.continuity.accept(msg["seq"], msg["first_sample"], msg.data)
-        if restart:
-            self._end_stream("signal lost (gap too long)")
-            self._start_stream(msg)
+        return self.on_chunks([msg], t_received) == 0
+
+    def on_chunks(self, msgs: list[Message], t_received: float) -> int:
+        """Process consecutive chunks of this feed (in order, no source message between them)
+        as one pipeline update: the pipeline is chunk-invariant, so the beats, alarms and trace
+        samples are those of one update per chunk, for a fraction of the per-call cost (a worker
+        that fell behind catches up). Returns how many were refused (another source or rate)."""
+        refused = 0
+        parts: list[tuple[np.ndarray, float]] = []  # accepted samples and their chunk's t_source
+        for msg in msgs:
+            if self.stream is None or self.finished:  # the first chunk, or a new run after the end
+                self._start_stream(msg)
             s = self.stream
-        if samples.size == 0:
-            return True
+            if msg["source"] != s.source or msg["fs"] != s.fs:
+                self.continuity.counters.foreign += 1
+                refused += 1
+                continue
+            samples, restart = self.continuity.accept(msg["seq"], msg["first_sample"], msg.data)
+            if restart:
+                self._process(parts, t_received)
+                parts = []
+                self._end_stream("signal lost (gap too long)")
+                self._start_stream(msg)
+            if samples.size:
+                parts.append((samples, msg["t_source"]))
+        self._process(parts, t_received)
+        return refused
+
+    @staticmethod
+    def _completed_by(parts: list[tuple[np.ndarray, float]], start: int, beats: list[Beat]) -> list[float]:
+        """Each beat's ``t_source``: that of the chunk whose samples completed it."""
+        if len(parts) == 1:
+            return [parts[0][1]] * len(beats)
+        ends = np.cumsum([p[0].size for p in parts]) + start  # sample count after each chunk
+        k = np.searchsorted(ends, [b.emitted_at for b in beats]).clip(max=len(parts) - 1)
+        return [parts[int(i)][1] for i in k]
+
+    def _process(self, parts: list[tuple[np.ndarray, float]], t_received: float) -> None:
+        """One pipeline and alarm update over the accepted samples of one or more chunks."""
+        if not parts:
+            return
+        s = self.stream
         self.last_chunk_at = s.t_last = t_received
         if s.t_first is None:
             s.t_first = t_received
+        samples = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
         out = s.pipeline.update(samples)
-        self._publish_beats(out.beats, t_received, msg["t_source"])  # first: its latency counts
+        # beats first: their latency counts
+        self._publish_beats(out.beats, t_received, self._completed_by(parts, out.start, out.beats))
         self._publish_alarms(s.alarms.update(samples, out))
         self._emit("trace", {"start": s.origin + out.start, "fs": s.fs}, out.filtered)
         self.busy_s += time.monotonic() - t_received
-        return True
 
     def on_source(self, msg: Message) -> bool:
         """Source state: shown in status; the first ``ended`` finishes the stream (its figures

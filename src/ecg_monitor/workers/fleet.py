@@ -11,6 +11,12 @@ A patient first seen mid-stream (chunk ``seq`` > 0: this worker took over a part
 that died) is rebuilt from the last :data:`REPLAY_S` seconds the transport still holds, muted,
 before the new chunk: filters and detector are warm again and nothing already published is
 published twice.
+
+Each round takes every message waiting (up to :data:`MAX_BATCH`), and each feed's chunks in it
+(up to the next source message) go through its pipeline as one update (the pipeline is chunk-invariant: same beats, alarms and
+trace samples). At real time a round holds one chunk per feed; a worker that fell behind (the
+machine was busy) finds several per feed and catches up at a fraction of the per-chunk cost
+instead of drifting further behind. ``grouped`` in status counts the chunks so taken.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ from ecg_monitor.transport.base import Delivery, WorkerLink
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # one NATS subject token
 REPLAY_S = 10.0
+#: Messages taken per round at most, so status stays on time and brokers get their acks well
+#: within their ack wait (0.1-0.2 s of work at 18-sample chunks).
+MAX_BATCH = 1000
 
 
 @dataclass
@@ -40,6 +49,7 @@ class FleetCounters:
     unknown_patient: int = 0
     duplicate_patient: int = 0
     takeovers: int = 0  # patients rebuilt from the transport's history
+    grouped: int = 0  # chunks taken in one pipeline update with the feed's chunk before them
 
 
 class FleetWorker:
@@ -65,6 +75,12 @@ class FleetWorker:
         def emit(kind: str, header: dict, data: np.ndarray | None) -> None:
             self._publish(patient, kind, header, data)
         return Feed(emit, self.max_fill, self.compute, self.end_to_end, patient)
+
+    def _feed_of(self, patient: str | None) -> Feed:
+        feed = self.feeds.get(patient)
+        if feed is None:
+            feed = self.feeds[patient] = self._feed(patient)
+        return feed
 
     def _publish(self, patient: str | None, kind: str, header: dict, data: np.ndarray | None = None) -> None:
         frames = encode(kind, {"worker": self.name, **header}, data, dtype="<f4")
@@ -121,46 +137,67 @@ class FleetWorker:
             return
         self.counters.takeovers += 1
         since = msg["first_sample"] - int(REPLAY_S * msg["fs"])
-        feed.muted = True
+        chunks = []
         for frames in history:
             try:
                 old = decode(frames)
             except MessageError:
                 continue
             if old.kind == "chunk" and old["source"] == msg["source"] and old["first_sample"] >= since:
-                feed.on_chunk(old, time.monotonic())
+                chunks.append(old)
+        feed.muted = True
+        feed.on_chunks(chunks, time.monotonic())
         feed.muted = False
 
-    def handle(self, delivery: Delivery, t_received: float) -> None:
-        """One message; acknowledged once its results are published (or once it is refused)."""
+    def _accept(self, delivery: Delivery) -> tuple[str | None, Message] | None:
+        """The feed key and message of a delivery, or None when it is refused (counted, acked)."""
         try:
             msg = decode(delivery.frames)
         except MessageError:
             self.counters.malformed += 1
-            delivery.ack()
-            return
-        if msg.kind not in ("chunk", "source"):
-            self.counters.foreign += 1
-            delivery.ack()
-            return
-        patient = self._patient(msg, delivery)
-        if patient is not False:
-            feed = self.feeds.get(patient)
-            if feed is None:
-                feed = self.feeds[patient] = self._feed(patient)
-            if msg.kind == "chunk" and msg["seq"] > 0 and feed.stream is None:
-                self._take_over(feed, msg, delivery)
-            if msg.kind == "chunk":
-                if not feed.on_chunk(msg, t_received):
-                    self.counters.duplicate_patient += 1
-            elif feed.on_source(msg):
-                self.publish_status(patient)
+        else:
+            if msg.kind not in ("chunk", "source"):
+                self.counters.foreign += 1
+            elif (patient := self._patient(msg, delivery)) is not False:
+                return patient, msg
         delivery.ack()
+        return None
+
+    def _take_runs(self, runs: dict[str | None, list[tuple[Message, Delivery]]]) -> None:
+        for patient, run in runs.items():
+            self._chunks(patient, run)
+        runs.clear()
+
+    def _chunks(self, patient: str | None, run: list[tuple[Message, Delivery]]) -> None:
+        """A feed's consecutive chunks of one receive, in one pipeline update; acked after."""
+        feed = self._feed_of(patient)
+        msg, delivery = run[0]
+        if msg["seq"] > 0 and feed.stream is None:
+            self._take_over(feed, msg, delivery)
+        self.counters.duplicate_patient += feed.on_chunks([m for m, _ in run], time.monotonic())
+        self.counters.grouped += len(run) - 1
+        for _, d in run:
+            d.ack()
 
     def handle_all(self, deliveries: list[Delivery]) -> None:
-        """One receive's messages, in order."""
+        """One receive's messages. Chunks are taken together, per feed, up to the next source
+        message (a worker that fell behind finds several per feed and catches up: one pipeline
+        update each, not one per chunk); a source message is handled after every chunk received
+        before it, so what it publishes (an ended stream's status) counts them all."""
+        runs: dict[str | None, list[tuple[Message, Delivery]]] = {}
         for delivery in deliveries:
-            self.handle(delivery, time.monotonic())
+            accepted = self._accept(delivery)
+            if accepted is None:
+                continue
+            patient, msg = accepted
+            if msg.kind == "chunk":
+                runs.setdefault(patient, []).append((msg, delivery))
+                continue
+            self._take_runs(runs)
+            if self._feed_of(patient).on_source(msg):
+                self.publish_status(patient)
+            delivery.ack()
+        self._take_runs(runs)
 
     # ------------------------------------------------------------------ loop
     def run(self, ready=None) -> int:
@@ -168,7 +205,10 @@ class FleetWorker:
             ready.set()
         next_status = time.monotonic()
         while not self.stop:
-            self.handle_all(self.link.receive(max(0.0, next_status - time.monotonic())))
+            batch = self.link.receive(max(0.0, next_status - time.monotonic()))
+            while batch and len(batch) < MAX_BATCH and (more := self.link.receive(0.0)):
+                batch += more  # everything waiting: a backlog is taken in few pipeline updates
+            self.handle_all(batch)
             if time.monotonic() >= next_status:
                 self.publish_status()
                 next_status = time.monotonic() + self.status_every_s
