@@ -1,11 +1,16 @@
-"""Many real-time feeds through fleet workers: worker CPU, per-feed cost, per-beat latency.
+"""Many real-time feeds through fleet workers: worker CPU, per-feed cost, per-beat latency, and
+whether every chunk was processed, read beside the load of the (shared) machine.
 
 N MIT-BIH feeds (``ecg-monitor-fleet``'s replays: records cycled, a minute further in per round)
-are sent at real time in 18-sample (50 ms) chunks for ``--seconds``, first through ONE worker process on ZeroMQ, then
-through ``--nats-workers`` worker processes on NATS JetStream (a local nats-server from the
-wheel). Worker CPU is read from /proc over the streaming time after a warm-up; per-beat compute
-(chunk receipt -> labelled beat published) and end-to-end (send -> published) latency come from
-the workers' status messages.
+are sent at real time in 18-sample (50 ms) chunks for ``--seconds`` (after a warm-up), first
+through ONE worker process on ZeroMQ, then through ``--nats-workers`` worker processes on NATS
+JetStream (a local nats-server from the wheel). Over the streaming time after the warm-up it reads
+from /proc the CPU of the workers, of this process (the sender), of nats-server and of every other
+process on the machine, so the figures can be read honestly on a busy box. After the last chunk is
+sent it waits until the workers have processed every chunk sent (or ``--drain`` seconds): a chunk
+never processed is shown as dropped. Per-beat compute (chunk taken by the worker -> labelled beat
+published) and end-to-end (chunk sent -> published, queueing included) latency come from the
+workers' status messages.
 
     python benchmarks/bench_fleet.py --data-dir ../shared/data/mitdb --feeds 100 --seconds 60
 """
@@ -19,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 
 import zmq
 
@@ -31,33 +37,80 @@ from ecg_monitor.transport.base import ChunkSender
 
 CHUNK = 18
 WARMUP_S = 5.0
-DRAIN_S = 1.5
+KEPT_UP_S = 1.0  # every chunk processed this soon after the last was sent: the workers kept up
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def measure(publisher: FleetPublisher, pids: list[int]) -> tuple[float, float]:
-    """Run the fleet at real time, then let the workers drain for :data:`DRAIN_S`: their CPU
-    (cores) while streaming after the warm-up, and their CPU seconds over the whole run."""
-    done = threading.Event()
-    t = threading.Thread(target=lambda: (publisher.run(), done.set()))
-    start = sum(cpu_s(p) for p in pids)
-    t0 = time.monotonic()
+def machine_busy_s() -> float:
+    """CPU seconds every process on the machine has used (all cores), from /proc/stat."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, f.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+@dataclass
+class Load:
+    """CPU seconds at one moment: the workers, this process, a broker, the whole machine."""
+
+    t: float
+    workers: float
+    me: float
+    broker: float
+    machine: float
+
+    @classmethod
+    def now(cls, workers: list[int], broker: int | None) -> Load:
+        return cls(time.monotonic(), sum(cpu_s(p) for p in workers), cpu_s(os.getpid()),
+                   cpu_s(broker) if broker else 0.0, machine_busy_s())
+
+
+@dataclass
+class Run:
+    sent: int  # chunks sent
+    worker_cores: float  # workers' CPU while streaming after the warm-up, in cores
+    worker_cpu_s: float  # workers' CPU seconds over the whole run, drain included
+    load: str  # what else used the machine meanwhile
+    sender_lag_s: float  # how far the sender ended behind real time
+    drained_s: float | None  # seconds after the last send until every chunk was processed (None: never)
+    drain_s: float  # how long it waited at most
+
+
+def measure(publisher: FleetPublisher, pids: list[int], broker: int | None, statuses: dict[str, dict],
+            drain_s: float) -> Run:
+    """Send the fleet at real time, then wait until the workers report every chunk processed."""
+    sent: list[int] = []
+    t = threading.Thread(target=lambda: sent.append(publisher.run()))
+    start = Load.now(pids, broker)
     t.start()
-    done.wait(WARMUP_S)
-    cpu0, t_cpu0 = sum(cpu_s(p) for p in pids), time.monotonic()
+    t.join(WARMUP_S)
+    a = Load.now(pids, broker)
+    load_before = os.getloadavg()[0]
     t.join()
-    cpu = (sum(cpu_s(p) for p in pids) - cpu0) / (time.monotonic() - t_cpu0)
-    lag = time.monotonic() - t0 - publisher.duration_s
-    if lag > 0.5:
-        print(f"  (the sender fell {lag:.1f} s behind real time)")
-    time.sleep(DRAIN_S)
-    return cpu, sum(cpu_s(p) for p in pids) - start
+    b = Load.now(pids, broker)
+    wall = b.t - a.t
+    cores = {k: (getattr(b, k) - getattr(a, k)) / wall for k in ("workers", "me", "broker", "machine")}
+    others = cores["machine"] - cores["workers"] - cores["me"] - cores["broker"]
+    load = (f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f}; while streaming: workers "
+            f"{cores['workers']:.2f}, sender {cores['me']:.2f}, "
+            + (f"nats-server {cores['broker']:.2f}, " if broker else "")
+            + f"other processes {max(others, 0.0):.2f} cores")
+    drained = None
+    while time.monotonic() - b.t < drain_s:
+        if sum(s["continuity"]["chunks"] for s in statuses.values()) >= sent[0]:
+            drained = time.monotonic() - b.t
+            break
+        time.sleep(0.05)
+    time.sleep(0.6)  # one more status round: the figures of the last chunks
+    end = Load.now(pids, broker)
+    return Run(sent[0], cores["workers"], end.workers - start.workers, load,
+               b.t - start.t - publisher.duration_s, drained, drain_s)
 
 
 def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
@@ -65,26 +118,36 @@ def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
     return FleetPublisher(fleet_sources(args.feeds, records, args.data_dir), sender, 1.0, CHUNK, args.seconds + WARMUP_S)
 
 
-def report(name: str, n: int, cpu: tuple[float, float], statuses: dict[str, dict], workers: int,
-           seconds: float) -> None:
+def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int) -> None:
     lat = [s["latency_ms"] for s in statuses.values()]
+    processed = sum(s["continuity"]["chunks"] for s in statuses.values())
     processed_s = sum(s["samples"] for s in statuses.values()) / 360.0
-    done = processed_s / (n * seconds)
-    comp = max(lat, key=lambda s: s["compute"]["n"])  # worker-wide windows: one per worker
-    beats = sum(sum(s["beats_by_class"].values()) for s in statuses.values())
     cont = {k: sum(s["continuity"][k] for s in statuses.values()) for k in ("gaps", "lost_chunks", "duplicates")}
+    grouped = sum({s["worker"]: s["fleet"]["grouped"] for s in statuses.values()}.values())  # per worker
+    beats = sum(sum(s["beats_by_class"].values()) for s in statuses.values())
+    window = max(s["compute"]["n"] for s in lat)  # worker-wide windows: one per worker
     p50 = max(s["compute"]["p50"] or 0 for s in lat)
     p99 = max(s["compute"]["p99"] or 0 for s in lat)
     e2e = max(s["end_to_end"]["p99"] or 0 for s in lat)
-    print(f"  {name}: {len(statuses)} feeds reported, {100 * done:.0f} % of the signal processed when sending "
-          f"ended (+{DRAIN_S} s), {beats} beats, continuity {cont}, end-to-end p99 {e2e:.1f} ms "
-          f"(window {comp['compute']['n']} beats)")
-    per_feed = 100 * cpu[1] / processed_s  # CPU seconds per second of one feed's signal
+    print(f"  {name}: {run.load}")
+    if run.sender_lag_s > 0.5:
+        print(f"  (the sender fell {run.sender_lag_s:.1f} s behind real time)")
+    dropped = run.sent - processed
+    drain = (f"all processed {run.drained_s:.1f} s after the last was sent" if run.drained_s is not None
+             else f"NOT all processed {run.drain_s:.0f} s after the last was sent")
+    print(f"  chunks: {run.sent} sent, {processed} processed ({100 * processed / run.sent:.1f} %), "
+          f"{dropped} dropped; {drain}; continuity {cont}; {grouped} taken with the one before")
+    print(f"  {len(statuses)} feeds reported, {beats} beats; end-to-end p99 {e2e:.1f} ms "
+          f"(latency window {window} beats)")
+    per_feed = 100 * run.worker_cpu_s / processed_s  # CPU seconds per second of one feed's signal
     print(f"  per feed: {per_feed:.2f} % of one core (worker CPU seconds per signal second processed), "
           f"so {100 / per_feed:.0f} real-time feeds per core")
     where = "worker" if workers == 1 else f"{workers} workers"
-    kept = "kept up" if done >= 0.99 else f"fell behind: {100 * done:.0f} % processed"
-    print(f"{n} feeds: {where} CPU {100 * cpu[0]:.0f} % of one core, per-beat compute p50 {p50:.1f} ms "
+    kept = (f"kept up: {100 * processed / run.sent:.0f} % of chunks processed, none dropped"
+            if dropped == 0 and run.drained_s is not None and run.drained_s <= KEPT_UP_S else
+            f"fell behind: {dropped} chunks not processed after {run.drain_s:.0f} s" if dropped else
+            f"fell behind: done {run.drained_s:.1f} s after sending ended")
+    print(f"{n} feeds: {where} CPU {100 * run.worker_cores:.0f} % of one core, per-beat compute p50 {p50:.1f} ms "
           f"p99 {p99:.1f} ms ({kept})")
 
 
@@ -112,7 +175,7 @@ def run_zmq(args: argparse.Namespace) -> None:
     t.start()
     sender = ZmqChunkSender(ep.chunks, hwm=100000)
     try:
-        cpu = measure(publisher(args, sender), [proc.pid])
+        run = measure(publisher(args, sender), [proc.pid], None, statuses, args.drain)
     finally:
         running = False
         t.join()
@@ -122,7 +185,7 @@ def run_zmq(args: argparse.Namespace) -> None:
         sub.close()
         ctx.term()
         ep.cleanup()
-    report("ZeroMQ, one worker", args.feeds, cpu, statuses, 1, args.seconds + WARMUP_S)
+    report("ZeroMQ, one worker", args.feeds, run, statuses, 1)
 
 
 def run_nats(args: argparse.Namespace) -> None:
@@ -146,13 +209,13 @@ def run_nats(args: argparse.Namespace) -> None:
 
         sender.client.call(sender.client.nc.subscribe("ecg.*.status", cb=on_status))
         try:
-            cpu = measure(publisher(args, sender), [p.pid for p in procs])
+            run = measure(publisher(args, sender), [p.pid for p in procs], srv.proc.pid, statuses, args.drain)
         finally:
             sender.close()
             for p in procs:
                 p.terminate()
                 p.wait(10)
-    report(f"NATS JetStream, {workers} workers", args.feeds, cpu, statuses, workers, args.seconds + WARMUP_S)
+    report(f"NATS JetStream, {workers} workers", args.feeds, run, statuses, workers)
 
 
 def main() -> int:
@@ -164,6 +227,8 @@ def main() -> int:
     p.add_argument("--nats-workers", type=int, default=2)
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--records", type=int, default=len(ALL_RECORDS), help="replay the first N MIT-BIH records")
+    p.add_argument("--drain", type=float, default=30.0, metavar="SEC",
+                   help="after sending, wait this long at most for every chunk to be processed (default 30)")
     args = p.parse_args()
     print(f"{args.feeds} feeds, {args.seconds:.0f} s at real time, {CHUNK}-sample chunks "
           f"(+{WARMUP_S:.0f} s warm-up), on {os.cpu_count()} CPUs")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.signal import lfilter, sosfreqz
+from scipy.signal import lfilter, sosfilt, sosfilt_zi, sosfreqz
 
 from ecg_monitor.detector.filters import (
     StreamingFIR,
@@ -36,6 +36,22 @@ def test_streaming_fir_equals_lfilter(size: int) -> None:
     x = np.random.default_rng(2).normal(size=4000)
     taps = derivative_taps(FS)
     np.testing.assert_allclose(_chunked(StreamingFIR(taps), x, size), lfilter(taps, [1.0], x), atol=1e-12)
+
+
+@pytest.mark.parametrize("size", [1, 18, 361])
+def test_streaming_filters_compute_exactly_what_scipy_calls_compute(size: int) -> None:
+    """The streaming classes skip scipy's per-call checks (live chunks are small), not its maths:
+    the numbers are those of sosfilt/lfilter called chunk by chunk, bit for bit."""
+    x = np.random.default_rng(3).normal(0.3, 1.0, 3000)
+    sos, taps = design_display_filter(FS, notch_hz=60.0), derivative_taps(FS)
+    zi, zf, want_sos, want_fir = sosfilt_zi(sos) * x[0], np.zeros(len(taps) - 1), [], []
+    for i in range(0, len(x), size):
+        y, zi = sosfilt(sos, x[i : i + size], zi=zi)
+        want_sos.append(y)
+        y, zf = lfilter(taps, [1.0], x[i : i + size], zi=zf)
+        want_fir.append(y)
+    np.testing.assert_array_equal(_chunked(StreamingSOS(sos), x, size), np.concatenate(want_sos))
+    np.testing.assert_array_equal(_chunked(StreamingFIR(taps), x, size), np.concatenate(want_fir))
 
 
 def _gain(sos: np.ndarray, hz: float) -> float:
@@ -75,7 +91,10 @@ def test_ring_buffer_absolute_indexing() -> None:
     rb.extend(np.arange(7.0))
     rb.extend(np.arange(7.0, 16.0))
     assert (rb.start, rb.end) == (6, 16)
-    np.testing.assert_array_equal(rb.get(8, 12), [8.0, 9.0, 10.0, 11.0])
+    np.testing.assert_array_equal(rb.get(8, 12), [8.0, 9.0, 10.0, 11.0])  # across the wrap
+    got = rb.get(10, 14)  # one piece: still a copy, the caller may change it
+    got[:] = -1.0
+    np.testing.assert_array_equal(rb.get(10, 14), [10.0, 11.0, 12.0, 13.0])
     rb.extend(np.arange(16.0, 40.0))  # longer than the buffer
     np.testing.assert_array_equal(rb.get(30, 40), np.arange(30.0, 40.0))
     with pytest.raises(IndexError):
