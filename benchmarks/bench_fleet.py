@@ -123,7 +123,7 @@ def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int)
     processed = sum(s["continuity"]["chunks"] for s in statuses.values())
     processed_s = sum(s["samples"] for s in statuses.values()) / 360.0
     cont = {k: sum(s["continuity"][k] for s in statuses.values()) for k in ("gaps", "lost_chunks", "duplicates")}
-    grouped = sum({s["worker"]: s["fleet"]["grouped"] for s in statuses.values()}.values())  # per worker
+    grouped = sum({s["worker"]: s["fleet"].get("grouped", 0) for s in statuses.values()}.values())  # per worker (0: older)
     beats = sum(sum(s["beats_by_class"].values()) for s in statuses.values())
     window = max(s["compute"]["n"] for s in lat)  # worker-wide windows: one per worker
     p50 = max(s["compute"]["p50"] or 0 for s in lat)

@@ -92,11 +92,16 @@ class FleetWorker:
         self.link.publish(patient, kind, frames, msg_id)
 
     # ------------------------------------------------------------------ status
-    def latency(self) -> dict:
-        """Worker-wide latency percentiles (one sort per status round, not one per feed)."""
-        return {"compute": self.compute.summary(), "end_to_end": self.end_to_end.summary()}
+    def worker_wide(self) -> dict:
+        """The worker's part of every status of a round, computed once per round, not per feed:
+        latency percentiles (one sort) and the fleet counters."""
+        return {
+            "latency_ms": {"compute": self.compute.summary(), "end_to_end": self.end_to_end.summary()},
+            "fleet": {"feeds": len(self.feeds), **asdict(self.counters), "lag": self.link.lag(),
+                      "transport": self.link.state()},
+        }
 
-    def status(self, patient: str | None, latency: dict) -> dict:
+    def status(self, patient: str | None, worker_wide: dict) -> dict:
         f, now = self.feeds[patient], time.monotonic()
         st = f.status()
         cont = st["continuity"]
@@ -105,17 +110,15 @@ class FleetWorker:
         return {
             "incarnation": self.incarnation,
             **st,
-            "latency_ms": latency,
             "data_age_s": None if f.last_chunk_at is None else round(now - f.last_chunk_at, 3),
             "uptime_s": round(now - self.started, 3),
-            "fleet": {"feeds": len(self.feeds), **asdict(self.counters), "lag": self.link.lag(),
-                      "transport": self.link.state()},
+            **worker_wide,
         }
 
     def publish_status(self, patient: str | None = None) -> None:
-        latency = self.latency()
+        worker_wide = self.worker_wide()
         for p in [patient] if patient in self.feeds else list(self.feeds):
-            self._publish(p, "status", self.status(p, latency) | ({"patient": p} if p is not None else {}))
+            self._publish(p, "status", self.status(p, worker_wide) | ({"patient": p} if p is not None else {}))
 
     # ------------------------------------------------------------------ input
     def _patient(self, msg: Message, delivery: Delivery) -> str | None | bool:
