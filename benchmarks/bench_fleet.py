@@ -105,7 +105,7 @@ def measure(publisher: FleetPublisher, pids: list[int], broker: int | None, stat
             + f"other processes {max(others, 0.0):.2f} cores")
     drained = None
     while time.monotonic() - b.t < drain_s:
-        if sum(s["continuity"]["chunks"] for s in statuses.values()) >= sent[0]:
+        if processed(statuses) >= sent[0]:
             drained = time.monotonic() - b.t
             break
         time.sleep(0.05)
@@ -115,6 +115,11 @@ def measure(publisher: FleetPublisher, pids: list[int], broker: int | None, stat
                b.t - start.t - publisher.duration_s, drained, drain_s)
 
 
+def processed(statuses: dict[str, dict]) -> int:
+    """Chunks the workers processed, each once (a chunk a broker delivered again is a duplicate)."""
+    return sum(s["continuity"]["chunks"] - s["continuity"]["duplicates"] for s in statuses.values())
+
+
 def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
     records = list(ALL_RECORDS[: args.records])
     return FleetPublisher(fleet_sources(args.feeds, records, args.data_dir), sender, 1.0, CHUNK, args.seconds + WARMUP_S)
@@ -122,7 +127,7 @@ def publisher(args: argparse.Namespace, sender: ChunkSender) -> FleetPublisher:
 
 def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int) -> None:
     lat = [s["latency_ms"] for s in statuses.values()]
-    processed = sum(s["continuity"]["chunks"] for s in statuses.values())
+    done = processed(statuses)
     processed_s = sum(s["samples"] for s in statuses.values()) / 360.0
     cont = {k: sum(s["continuity"][k] for s in statuses.values()) for k in ("gaps", "lost_chunks", "duplicates")}
     grouped = sum({s["worker"]: s["fleet"].get("grouped", 0) for s in statuses.values()}.values())  # per worker (0: older)
@@ -134,10 +139,10 @@ def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int)
     print(f"  {name}: {run.load}")
     if run.sender_lag_s > 0.5:
         print(f"  (the sender fell {run.sender_lag_s:.1f} s behind real time)")
-    dropped = run.sent - processed
+    dropped = run.sent - done
     drain = (f"all processed {run.drained_s:.1f} s after the last was sent" if run.drained_s is not None
              else f"NOT all processed {run.drain_s:.0f} s after the last was sent")
-    print(f"  chunks: {run.sent} sent, {processed} processed ({100 * processed / run.sent:.1f} %), "
+    print(f"  chunks: {run.sent} sent, {done} processed ({100 * done / run.sent:.1f} %), "
           f"{dropped} dropped; {drain}; continuity {cont}; {grouped} taken with the one before")
     print(f"  {len(statuses)} feeds reported, {beats} beats; end-to-end p99 {e2e:.1f} ms "
           f"(latency window {window} beats)")

@@ -40,6 +40,10 @@ class ChunkSender(ABC):
 class WorkerLink(ABC):
     """The worker side: receive chunk/source messages, publish beats, alarms, trace and status."""
 
+    #: Messages a worker may take in one round before publishing and acknowledging (fewer where
+    #: the broker redelivers what is not acknowledged soon enough).
+    max_round: int = 1000
+
     @abstractmethod
     def receive(self, timeout_s: float) -> list[Delivery]:
         """The messages that arrived within ``timeout_s`` (a bounded burst; may be empty)."""

@@ -48,6 +48,8 @@ class NatsWorkerLink(WorkerLink):
     """Pulls its home partitions, waits in line as hot standby for the others, and publishes
     results to the events stream."""
 
+    max_round = 200  # one receive: its acks go out (at the next receive) well within ack_wait
+
     def __init__(self, url: str, partitions: int, home: set[int]) -> None:
         self.client = NatsClient(url, partitions)
         self.inbox: queue.Queue[Delivery] = queue.Queue()
@@ -160,7 +162,7 @@ class NatsWorkerLink(WorkerLink):
         out: list[Delivery] = []
         try:
             out.append(self.inbox.get(timeout=max(timeout_s, 0.0)) if timeout_s > 0 else self.inbox.get_nowait())
-            while len(out) < 200:
+            while len(out) < self.max_round:
                 out.append(self.inbox.get_nowait())
         except queue.Empty:
             pass

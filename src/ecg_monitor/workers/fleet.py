@@ -12,8 +12,9 @@ that died) is rebuilt from the last :data:`REPLAY_S` seconds the transport still
 before the new chunk: filters and detector are warm again and nothing already published is
 published twice.
 
-Each round takes every message waiting (up to :data:`MAX_BATCH`), and each feed's chunks in it
-(up to the next source message) go through its pipeline as one update (the pipeline is chunk-invariant: same beats, alarms and
+Each round takes every message waiting (up to the link's ``max_round``, so status stays on time
+and a broker gets its acks in time), and each feed's chunks in it (up to the next source message)
+go through its pipeline as one update (the pipeline is chunk-invariant: same beats, alarms and
 trace samples). At real time a round holds one chunk per feed; a worker that fell behind (the
 machine was busy) finds several per feed and catches up at a fraction of the per-chunk cost
 instead of drifting further behind. ``grouped`` in status counts the chunks so taken.
@@ -37,9 +38,6 @@ from ecg_monitor.transport.base import Delivery, WorkerLink
 
 PATIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")  # one NATS subject token
 REPLAY_S = 10.0
-#: Messages taken per round at most, so status stays on time and brokers get their acks well
-#: within their ack wait (0.1-0.2 s of work at 18-sample chunks).
-MAX_BATCH = 1000
 
 
 @dataclass
@@ -209,7 +207,7 @@ class FleetWorker:
         next_status = time.monotonic()
         while not self.stop:
             batch = self.link.receive(max(0.0, next_status - time.monotonic()))
-            while batch and len(batch) < MAX_BATCH and (more := self.link.receive(0.0)):
+            while batch and len(batch) < self.link.max_round and (more := self.link.receive(0.0)):
                 batch += more  # everything waiting: a backlog is taken in few pipeline updates
             self.handle_all(batch)
             if time.monotonic() >= next_status:
