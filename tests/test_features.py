@@ -16,7 +16,7 @@ from ecg_monitor.detector.filters import design_display_filter, one_shot
 from ecg_monitor.detector.pipeline import DetectorPipeline
 from ecg_monitor.replay import iter_chunks, read_record
 from ecg_monitor.training.dataset import record_beats
-from synthetic_ecg import FS, beat_train, regular_times
+from synthetic_ecg import FS, _wave, beat_train, regular_times
 
 SPEC = FeatureSpec()
 PRE_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
@@ -129,3 +129,36 @@ def test_training_features_equal_the_live_pipeline_features(data_dir) -> None:
     rows = [index[m.tobytes()] for m in train.morphology]
     np.testing.assert_array_equal(rhythm[rows], train.rhythm)
     assert len(rows) >= 0.99 * len(usable)
+
+
+def test_template_features_tell_a_wide_beat_from_the_usual_one() -> None:
+    """Wide, large premature complexes (no P wave, broad QRS, opposite T): low correlation with
+    the usual beat, wider and taller than it; the sinus beats match their template."""
+    times = regular_times(0.6, 40.0, 72)
+    early = [times[i] - 0.25 for i in range(12, len(times) - 2, 9)]
+    sinus = [t for i, t in enumerate(times) if i not in range(12, len(times) - 2, 9)]
+    raw, r = beat_train(sinus, 40.0)
+    t = np.arange(raw.size) / FS
+    for e in early:
+        raw += _wave(t, e, 0.035, 1.6) + _wave(t, e + 0.09, 0.03, -0.6) + _wave(t, e + 0.35, 0.07, -0.5)
+    marks = sorted([int(s) for s in r] + [int(round(e * FS)) for e in early])
+    feats = extract_features(raw, one_shot(design_display_filter(FS), raw), [Beat(s, s + 120) for s in marks])
+    col = [RHYTHM_FEATURES.index(n) for n in ("template_correlation", "log_qrs_width_ratio", "log_amplitude_ratio")]
+    wide = {int(round(e * FS)) for e in early}
+    ectopic = np.median([f.rhythm[col] for b, f in feats if f.usable and b.sample in wide], axis=0)
+    normal = np.median([f.rhythm[col] for b, f in feats[20:] if f.usable and b.sample not in wide], axis=0)
+    assert normal[0] > 0.95 and abs(normal[1]) < 0.1 and abs(normal[2]) < 0.1
+    assert ectopic[0] < 0.8 and ectopic[1] > 0.3 and ectopic[2] > 0.3
+
+
+def test_af_context_is_high_in_an_irregular_rhythm_and_low_with_isolated_ectopics() -> None:
+    rng = np.random.default_rng(3)
+    af = np.cumsum(rng.uniform(0.45, 1.1, 60)) + 0.6
+    raw, r = beat_train(list(af[af < 39.0]), 40.0)
+    feats = extract_features(raw, one_shot(design_display_filter(FS), raw), [Beat(int(s), int(s) + 120) for s in r])
+    ctx = RHYTHM_FEATURES.index("context_irregularity"), RHYTHM_FEATURES.index("context_jump_fraction")
+    irregular = np.array([f.rhythm[list(ctx)] for _, f in feats[20:]])
+    raw, _, beats = synthetic(40.0)  # regular rhythm, one premature beat in seven
+    regular = np.array([f.rhythm[list(ctx)] for _, f in extract_features(raw, one_shot(design_display_filter(FS), raw), beats)[20:]])
+    assert np.median(irregular[:, 0]) > 0.2 and np.median(irregular[:, 1]) > 0.7
+    assert np.median(regular[:, 0]) < 0.05 and np.median(regular[:, 1]) < 0.5

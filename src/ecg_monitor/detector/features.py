@@ -59,7 +59,21 @@ RHYTHM_FEATURES: tuple[str, ...] = (
     "log_pre_over_prev",
     "local_irregularity",
     "short_history",
+    # relative to the patient's usual beat (a patient whose every beat is wide is not "wide")
+    "template_correlation",
+    "log_amplitude_ratio",
+    "log_qrs_width_ratio",
+    "p_wave_rms",
+    "usual_p_wave_rms",
+    # AF-aware rhythm context over the last ``context_beats`` RRs
+    "context_irregularity",
+    "context_jump_fraction",
 )
+
+#: The features the first classifier (issue #3) used; the others are added by this version.
+BASE_RHYTHM_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[:11]
+TEMPLATE_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[11:16]
+AF_CONTEXT_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[16:]
 
 #: Channels of :attr:`BeatFeatures.morphology`.
 MORPHOLOGY_CHANNELS: tuple[str, ...] = ("beat", "running_median_beat")
@@ -78,6 +92,9 @@ class FeatureSpec:
     on_time_ratio: float = 0.85  # pre-RR / local mean RR from which a beat counts as on time
     min_amplitude_mv: float = 0.05
     local_beats: int = 10
+    context_beats: int = 16  # RRs of the AF-aware irregularity context
+    jump_ratio: float = 0.12  # successive RR change, relative to the median RR, that counts as a jump
+    p_wave_s: tuple[float, float] = (0.25, 0.08)  # before the R mark: where the P wave is looked for
     long_s: float = 300.0
     min_rr_history: int = 3
     default_rr_s: float = 0.8
@@ -108,7 +125,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSpec:
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -142,6 +159,8 @@ class BeatFeatureExtractor:
         q = int(round(spec.qrs_half_s * spec.fs / spec.decimate))
         c = spec.pre // spec.decimate
         self._qrs = slice(max(0, c - q), c + q + 1)
+        p0, p1 = (int(round(t * spec.fs / spec.decimate)) for t in spec.p_wave_s)
+        self._p_wave = slice(max(0, c - p0), c - p1)
         self._on_time = float(np.log(spec.on_time_ratio))
         self._last_value = np.nan
         self._run = 0  # length of the current run of equal input samples
@@ -211,9 +230,20 @@ class BeatFeatureExtractor:
         if not usable:
             morph = np.zeros((len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
         else:
-            on_time = short or rhythm[RHYTHM_FEATURES.index("log_pre_over_local")] >= self._on_time
+            on_time = short or rhythm[_PRE_OVER_LOCAL] >= self._on_time
             morph = self._morphology(self._ecg.get(lo, hi), on_time)
+            rhythm[_TEMPLATE] = self._template_features(morph)
         return BeatFeatures(morphology=morph, rhythm=rhythm, usable=usable, short_history=short)
+
+    def _template_features(self, morph: np.ndarray) -> np.ndarray:
+        """The beat against the usual beat: QRS correlation, amplitude and width ratios, and the
+        size of the wave before each (P wave, or fibrillatory waves in AF)."""
+        beat, usual = morph[:, self._qrs]
+        corr = float(np.corrcoef(beat, usual)[0, 1]) if beat.std() > 1e-6 and usual.std() > 1e-6 else 0.0
+        ratio = lambda a, b: float(np.log(max(a, 1e-3) / max(b, 1e-3)))  # noqa: E731 - local helper
+        p_beat, p_usual = (float(np.std(x)) for x in morph[:, self._p_wave])
+        return np.array([corr, ratio(np.ptp(beat), np.ptp(usual)), ratio(_qrs_width(beat), _qrs_width(usual)),
+                         p_beat, p_usual], np.float32)
 
     def _morphology(self, w: np.ndarray, on_time: bool) -> np.ndarray:
         """Beat and usual beat, baseline removed, in units of the usual QRS amplitude.
@@ -249,12 +279,20 @@ class BeatFeatureExtractor:
         local = float(recent.mean()) if recent.size else prev
         irregular = float(np.median(np.abs(np.diff(recent))) / np.median(recent)) if recent.size > 1 else 0.0
         long = self._rr_sum / n_past if n_past else prev
+        context = np.array([rr for _, rr in islice(reversed(self._rr), self.spec.context_beats)], dtype=float)
+        if context.size > 2:
+            jumps = np.abs(np.diff(context)) / np.median(context)
+            context_irregular, jump_fraction = float(np.median(jumps)), float(np.mean(jumps > self.spec.jump_ratio))
+        else:
+            context_irregular = jump_fraction = 0.0
         if known_pre is not None:
             self._rr.append((r, known_pre))
             self._rr_sum += known_pre
         fs, lg = self.spec.fs, np.log
         values = (pre / fs, prev / fs, local / fs, long / fs, lg(pre / local), lg(pre / long),
-                  lg(local / long), lg(prev / local), lg(pre / prev), irregular, float(short))
+                  lg(local / long), lg(prev / local), lg(pre / prev), irregular, float(short),
+                  1.0, 0.0, 0.0, 0.0, 0.0,  # template features: set once the window is complete
+                  context_irregular, jump_fraction)
         return np.asarray(values, dtype=np.float32), short
 
     def _pre_rr(self, r: int) -> int | None:
@@ -269,6 +307,19 @@ class BeatFeatureExtractor:
             self._rr_sum = 0
             return None
         return rr
+
+
+_PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
+_TEMPLATE = [RHYTHM_FEATURES.index(n) for n in TEMPLATE_FEATURES]
+
+
+def _qrs_width(x: np.ndarray) -> float:
+    """Samples between 10 % and 90 % of the cumulative slope energy: a QRS width that needs no
+    onset/offset detector and grows with a wide (bundle branch or ventricular) complex."""
+    e = np.cumsum(np.diff(x) ** 2)
+    if e[-1] <= 0:
+        return 0.0
+    return float(np.searchsorted(e, 0.9 * e[-1]) - np.searchsorted(e, 0.1 * e[-1]))
 
 
 def extract_features(
