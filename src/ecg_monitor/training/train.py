@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ecg-train: no noise records in {noise_dir}; training without recorded-noise augmentation", file=sys.stderr)
     augment = Augmenter(noise, centre=spec.pre // spec.decimate)
 
-    default = CANDIDATES["template+af"]
+    default = CANDIDATES["template"]  # without CV (--folds 0): the shipped inputs, one network
     feats, cfg, members, offsets = default.features, default.config, default.members, np.zeros(len(AAMI_CLASSES))
     cv: dict = {}
     if args.from_cv:
