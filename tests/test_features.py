@@ -16,7 +16,7 @@ from ecg_monitor.detector.filters import design_display_filter, one_shot
 from ecg_monitor.detector.pipeline import DetectorPipeline, run_signal
 from ecg_monitor.replay import iter_chunks, read_record
 from ecg_monitor.training.dataset import record_beats
-from synthetic_ecg import FS, beat_train, regular_times
+from synthetic_ecg import FS, _wave, beat_train, regular_times
 from test_classifier import with_ectopics
 
 SPEC = FeatureSpec()
@@ -159,3 +159,42 @@ def test_af_context_is_high_in_an_irregular_rhythm_and_low_with_isolated_ectopic
     regular = np.array([f.rhythm[list(ctx)] for _, f in extract_features(raw, one_shot(design_display_filter(FS), raw), beats)[20:]])
     assert np.median(irregular[:, 0]) > 0.2 and np.median(irregular[:, 1]) > 0.7
     assert np.median(regular[:, 0]) < 0.05 and np.median(regular[:, 1]) < 0.5
+
+
+def wide_beats(x: np.ndarray, times: list[float]) -> np.ndarray:
+    """Add ventricular-looking complexes (no P wave, broad large QRS, opposite T) at ``times``."""
+    t = np.arange(x.size) / FS
+    for e in times:
+        x = x + _wave(t, e - 0.02, 0.035, 1.6) + _wave(t, e + 0.07, 0.03, -0.6) + _wave(t, e + 0.33, 0.07, -0.5)
+    return x
+
+
+def template_correlation(x: np.ndarray, beats: list[float], spec: FeatureSpec = SPEC) -> np.ndarray:
+    out = extract_features(x, one_shot(design_display_filter(FS), x), [Beat(int(FS * b), int(FS * b) + 120) for b in beats], spec)
+    return np.array([f.rhythm[RHYTHM_FEATURES.index("template_correlation")] for _, f in out])
+
+
+def test_a_run_of_ventricular_beats_does_not_become_the_usual_beat() -> None:
+    """30 wide beats at 150/min after sinus rhythm: the run's late beats are still unlike the
+    usual beat (the old rule, any on-time beat joins, made them the norm after ~16)."""
+    sinus = regular_times(0.6, 20.0, 72) + regular_times(32.2, 45.0, 72)
+    run = list(20.0 + 0.4 * np.arange(30))
+    x = wide_beats(beat_train(sinus, 45.0)[0], run)
+    beats = sorted(sinus + run)
+    late = [beats.index(t) for t in run[8:]]
+    corr = template_correlation(x, beats)
+    assert np.max(corr[late]) < 0.5
+    assert np.min(corr[[beats.index(t) for t in sinus[5:]]]) > 0.9  # sinus beats before and after match
+    old_rule = template_correlation(x, beats, FeatureSpec(admit_correlation=-1.0, admit_amplitude_ratio=1e9))
+    assert np.min(old_rule[late[-8:]]) > 0.9
+
+
+def test_the_usual_beat_relearns_when_the_patients_beat_changes_for_good() -> None:
+    """Sinus beats, then every beat wide at the same rate (a bundle branch block that stays):
+    the usual beat ignores them for ``relearn_s``, then learns the new shape."""
+    narrow, wide = regular_times(0.6, 30.0, 72), regular_times(30.0 + 60 / 72, 90.0, 72)
+    x = wide_beats(beat_train(narrow, 90.0)[0], wide)
+    corr = template_correlation(x, narrow + wide)
+    at = np.array(narrow + wide)
+    assert np.max(corr[(at > 32.0) & (at < 30.0 + SPEC.relearn_s)]) < 0.5
+    assert np.min(corr[at > 30.0 + SPEC.relearn_s + 5.0]) > 0.9
