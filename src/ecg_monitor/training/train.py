@@ -63,7 +63,7 @@ class Candidate:
 
 
 #: Designs compared by cross-validation. Single networks, so that two seeds x five folds of
-#: every design fit the CPU budget; the 3-member ensemble is scored against the best of them.
+#: every design fit the CPU budget; 3-member ensembles of the base and template inputs besides.
 _LOSS = FitConfig(focal_gamma=1.0, balance=0.75)
 CANDIDATES: dict[str, Candidate] = {
     "base": Candidate(BASE_RHYTHM_FEATURES, _LOSS),
@@ -71,6 +71,7 @@ CANDIDATES: dict[str, Candidate] = {
     "template+af": Candidate(RHYTHM_FEATURES, _LOSS),
     "template+af focal2 balanced": Candidate(RHYTHM_FEATURES, FitConfig(focal_gamma=2.0, balance=1.0)),
     "template x3": Candidate(BASE_RHYTHM_FEATURES + TEMPLATE_FEATURES, _LOSS, members=3),
+    "base x3": Candidate(BASE_RHYTHM_FEATURES, _LOSS, members=3),
 }
 OFFSET_GRID = np.arange(-3.0, 3.01, 0.25)
 MODEL_NAME = "beat_classifier"
