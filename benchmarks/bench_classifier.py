@@ -2,8 +2,8 @@
 
 Each beat of the records is classified on its own (batch of one, as when a single beat becomes
 ready in a chunk), timing ``BeatClassifier.classify`` - stacking the features, the onnxruntime
-call and labelling - and prints mean, median, p99 and max; then batches of 8, and the whole
-pipeline's speed with and without the classifier.
+call and labelling - and prints mean, median, p99 and max; then batches of 8, the feature
+extraction's CPU time per beat, and the whole pipeline's speed with and without the classifier.
 
     python benchmarks/bench_classifier.py --data-dir ../shared/data/mitdb --records 208,119
 """
@@ -60,14 +60,17 @@ def main() -> None:
     args = ap.parse_args()
     int8 = BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA)
     fp32 = BeatClassifier(SHIPPED_FP32_MODEL, SHIPPED_METADATA)
-    ready, plain_s, full_s, samples, fs = [], 0.0, 0.0, 0, 360.0
+    ready, plain_s, full_s, feature_s, n_beats, samples, fs = [], 0.0, 0.0, 0.0, 0, 0, 360.0
     for name in parse_record_spec(args.records):
         rec = read_record(name, args.data_dir)
         fs, samples = rec.fs, samples + len(rec.signal)
         t, beats, filtered = pipeline_seconds(rec.signal, rec.fs, None)
         plain_s += t
         full_s += pipeline_seconds(rec.signal, rec.fs, int8)[0]
-        ready += [r for r in extract_features(rec.signal, filtered, beats, int8.spec) if r[1].usable]
+        c0 = time.thread_time()
+        feats = extract_features(rec.signal, filtered, beats, int8.spec)
+        feature_s, n_beats = feature_s + time.thread_time() - c0, n_beats + len(feats)
+        ready += [r for r in feats if r[1].usable]
     print(f"{platform.processor() or platform.machine()}, onnxruntime {onnxruntime.__version__}, 1 thread; "
           f"{len(ready)} beats of {args.records}")
     print(f"model sizes: int8 {SHIPPED_MODEL.stat().st_size:,} bytes, fp32 {SHIPPED_FP32_MODEL.stat().st_size:,} bytes")
@@ -77,6 +80,7 @@ def main() -> None:
             for clock, us in zip(("wall", "cpu"), per_beat_us(clf, ready, batch)):
                 print(f"{label:>5} {batch:5d} {clock:>5} {us.mean():8.1f} {np.median(us):8.1f} "
                       f"{np.percentile(us, 99):8.1f} {us.max():8.1f}")
+    print(f"features: {feature_s / n_beats * 1e6:.1f} us CPU per beat ({n_beats} beats)")
     print(f"load average while measuring: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
     for label, secs in (("detector only", plain_s), ("detector + int8 classifier", full_s)):
         print(f"pipeline, {label}: {samples / secs / fs:,.0f} x real time")

@@ -17,7 +17,7 @@ from ecg_monitor.detector.classifier import (
     ModelError,
     shipped_classifier,
 )
-from ecg_monitor.detector.features import RHYTHM_FEATURES
+from ecg_monitor.detector.features import RHYTHM_FEATURES, FeatureSpec
 from ecg_monitor.detector.pipeline import SHIPPED, run_signal
 from synthetic_ecg import FS, _wave, beat_train, regular_times
 
@@ -124,8 +124,18 @@ def test_missing_or_foreign_metadata_names_the_file(tmp_path) -> None:
     meta = json.loads(SHIPPED_METADATA.read_text())
     meta["features"]["rhythm_features"] = ["post_rr_s"]
     (tmp_path / "m.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match="other features"):
+    with pytest.raises(ModelError, match=r"trained on rhythm features \['post_rr_s'\].*this runtime computes \['pre_rr_s'"):
         BeatClassifier(tmp_path / "m.onnx")
+
+
+def test_model_not_matching_the_spec_it_is_loaded_with_names_both() -> None:
+    assert BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA, spec=FeatureSpec()).spec == FeatureSpec()
+    with pytest.raises(ModelError) as err:
+        BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA, spec=FeatureSpec(pre_s=0.3, context_beats=8))
+    msg = str(err.value)
+    assert str(SHIPPED_MODEL) in msg
+    assert "trained with feature spec {'pre_s': 0.25, 'context_beats': 16}" in msg
+    assert "loaded with {'pre_s': 0.3, 'context_beats': 8}" in msg
 
 
 def test_fp32_and_int8_agree_on_hand_made_beats() -> None:

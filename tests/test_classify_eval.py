@@ -29,6 +29,15 @@ def test_classify_report_and_figures(data_dir, tmp_path, capsys) -> None:
     assert (tmp_path / "per_record_end_to_end_int8.png").stat().st_size > 1000
 
 
+def test_classify_runs_on_another_database(data_dir, tmp_path, capsys) -> None:
+    svdb = data_dir.parent / "svdb-train"  # 128 Hz, leads ECG1/ECG2: resampled, ECG1 used
+    assert main(["classify", "--data-dir", str(svdb), "--records", "857", "--out-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "records (857)" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("857 "))
+    assert int(row.split()[1]) > 2000  # reference beats of 857 scored
+
+
 def test_explain_writes_saliency_figure(data_dir, tmp_path, capsys) -> None:
     png = tmp_path / "208.png"
     assert main(["explain", "--data-dir", str(data_dir), "--record", "208", "--beats", "4", "--out", str(png)]) == 0

@@ -13,10 +13,11 @@ from ecg_monitor.detector.features import (
     extract_features,
 )
 from ecg_monitor.detector.filters import design_display_filter, one_shot
-from ecg_monitor.detector.pipeline import DetectorPipeline
+from ecg_monitor.detector.pipeline import DetectorPipeline, run_signal
 from ecg_monitor.replay import iter_chunks, read_record
 from ecg_monitor.training.dataset import record_beats
-from synthetic_ecg import FS, beat_train, regular_times
+from synthetic_ecg import FS, _wave, beat_train, regular_times
+from test_classifier import with_ectopics
 
 SPEC = FeatureSpec()
 PRE_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
@@ -129,3 +130,71 @@ def test_training_features_equal_the_live_pipeline_features(data_dir) -> None:
     rows = [index[m.tobytes()] for m in train.morphology]
     np.testing.assert_array_equal(rhythm[rows], train.rhythm)
     assert len(rows) >= 0.99 * len(usable)
+
+
+def test_template_features_tell_a_wide_beat_from_the_usual_one() -> None:
+    """Wide, large premature complexes (no P wave, broad QRS, opposite T), found by the live
+    detector: low correlation with the usual beat, wider and taller than it; the sinus beats
+    match their template."""
+    x, early = with_ectopics("wide")
+    beats, filtered = run_signal(x, FS, classifier=None)
+    feats = extract_features(x, filtered, beats)
+    col = [RHYTHM_FEATURES.index(n) for n in ("template_correlation", "log_qrs_width_ratio", "log_amplitude_ratio")]
+    is_wide = [min(abs(b.sample / FS - e) for e in early) < 0.1 for b, _ in feats]
+    ectopic = np.median([f.rhythm[col] for (_, f), w in zip(feats, is_wide) if f.usable and w], axis=0)
+    normal = np.median([f.rhythm[col] for (_, f), w in list(zip(feats, is_wide))[20:] if f.usable and not w], axis=0)
+    assert sum(is_wide) == len(early)
+    assert normal[0] > 0.95 and abs(normal[1]) < 0.1 and abs(normal[2]) < 0.1
+    assert ectopic[0] < 0.8 and ectopic[1] > 0.3 and ectopic[2] > 0.3
+
+
+def test_af_context_is_high_in_an_irregular_rhythm_and_low_with_isolated_ectopics() -> None:
+    rng = np.random.default_rng(3)
+    af = np.cumsum(rng.uniform(0.45, 1.1, 60)) + 0.6
+    raw, r = beat_train(list(af[af < 39.0]), 40.0)
+    feats = extract_features(raw, one_shot(design_display_filter(FS), raw), [Beat(int(s), int(s) + 120) for s in r])
+    ctx = RHYTHM_FEATURES.index("context_irregularity"), RHYTHM_FEATURES.index("context_jump_fraction")
+    irregular = np.array([f.rhythm[list(ctx)] for _, f in feats[20:]])
+    raw, _, beats = synthetic(40.0)  # regular rhythm, one premature beat in seven
+    regular = np.array([f.rhythm[list(ctx)] for _, f in extract_features(raw, one_shot(design_display_filter(FS), raw), beats)[20:]])
+    assert np.median(irregular[:, 0]) > 0.2 and np.median(irregular[:, 1]) > 0.7
+    assert np.median(regular[:, 0]) < 0.05 and np.median(regular[:, 1]) < 0.5
+
+
+def wide_beats(x: np.ndarray, times: list[float]) -> np.ndarray:
+    """Add ventricular-looking complexes (no P wave, broad large QRS, opposite T) at ``times``."""
+    t = np.arange(x.size) / FS
+    for e in times:
+        x = x + _wave(t, e - 0.02, 0.035, 1.6) + _wave(t, e + 0.07, 0.03, -0.6) + _wave(t, e + 0.33, 0.07, -0.5)
+    return x
+
+
+def template_correlation(x: np.ndarray, beats: list[float], spec: FeatureSpec = SPEC) -> np.ndarray:
+    out = extract_features(x, one_shot(design_display_filter(FS), x), [Beat(int(FS * b), int(FS * b) + 120) for b in beats], spec)
+    return np.array([f.rhythm[RHYTHM_FEATURES.index("template_correlation")] for _, f in out])
+
+
+def test_a_run_of_ventricular_beats_does_not_become_the_usual_beat() -> None:
+    """30 wide beats at 150/min after sinus rhythm: the run's late beats are still unlike the
+    usual beat (the old rule, any on-time beat joins, made them the norm after ~16)."""
+    sinus = regular_times(0.6, 20.0, 72) + regular_times(32.2, 45.0, 72)
+    run = list(20.0 + 0.4 * np.arange(30))
+    x = wide_beats(beat_train(sinus, 45.0)[0], run)
+    beats = sorted(sinus + run)
+    late = [beats.index(t) for t in run[8:]]
+    corr = template_correlation(x, beats)
+    assert np.max(corr[late]) < 0.5
+    assert np.min(corr[[beats.index(t) for t in sinus[5:]]]) > 0.9  # sinus beats before and after match
+    old_rule = template_correlation(x, beats, FeatureSpec(admit_correlation=-1.0, admit_amplitude_ratio=1e9))
+    assert np.min(old_rule[late[-8:]]) > 0.9
+
+
+def test_the_usual_beat_relearns_when_the_patients_beat_changes_for_good() -> None:
+    """Sinus beats, then every beat wide at the same rate (a bundle branch block that stays):
+    the usual beat ignores them for ``relearn_s``, then learns the new shape."""
+    narrow, wide = regular_times(0.6, 30.0, 72), regular_times(30.0 + 60 / 72, 90.0, 72)
+    x = wide_beats(beat_train(narrow, 90.0)[0], wide)
+    corr = template_correlation(x, narrow + wide)
+    at = np.array(narrow + wide)
+    assert np.max(corr[(at > 32.0) & (at < 30.0 + SPEC.relearn_s)]) < 0.5
+    assert np.min(corr[at > 30.0 + SPEC.relearn_s + 5.0]) > 0.9

@@ -46,11 +46,24 @@ def load_metadata(path: str | Path) -> dict:
     if tuple(meta["classes"]) != AAMI_CLASSES:
         raise ModelError(f"beat classifier metadata {path}: classes {meta['classes']} are not {AAMI_CLASSES}")
     feats = meta["features"]
-    if tuple(feats.get("rhythm_features", ())) != RHYTHM_FEATURES or tuple(
-        feats.get("morphology_channels", ())
-    ) != MORPHOLOGY_CHANNELS:
-        raise ModelError(f"beat classifier metadata {path}: the model was trained on other features")
+    theirs = (tuple(feats.get("rhythm_features", ())), tuple(feats.get("morphology_channels", ())))
+    if theirs != (RHYTHM_FEATURES, MORPHOLOGY_CHANNELS):
+        raise ModelError(
+            f"beat classifier metadata {path}: the model was trained on rhythm features {list(theirs[0])} and "
+            f"morphology {list(theirs[1])}, but this runtime computes {list(RHYTHM_FEATURES)} and "
+            f"{list(MORPHOLOGY_CHANNELS)}"
+        )
     return meta
+
+
+def check_spec(model: Path, trained: FeatureSpec, loaded: FeatureSpec) -> None:
+    """Refuse a model whose feature spec differs from the one it is loaded with, naming both."""
+    diff = {k: (v, getattr(loaded, k)) for k, v in vars(trained).items() if getattr(loaded, k) != v}
+    if diff:
+        raise ModelError(
+            f"beat classifier model {model} was trained with feature spec "
+            f"{ {k: a for k, (a, _) in diff.items()} } but is loaded with { {k: b for k, (_, b) in diff.items()} }"
+        )
 
 
 class BeatClassifier:
@@ -61,11 +74,15 @@ class BeatClassifier:
         model_path: str | Path = SHIPPED_MODEL,
         metadata_path: str | Path | None = None,
         threads: int = 1,
+        spec: FeatureSpec | None = None,
     ) -> None:
+        """``spec``: the feature spec the caller computes features with (default: the model's own)."""
         self.model_path = Path(model_path)
         self.metadata_path = Path(metadata_path) if metadata_path is not None else self.model_path.with_suffix(".json")
         self.metadata = load_metadata(self.metadata_path)
         self.spec = FeatureSpec.from_dict(self.metadata["features"])
+        if spec is not None:
+            check_spec(self.model_path, self.spec, spec)
         if not self.model_path.is_file():
             raise ModelError(f"beat classifier model {self.model_path} not found")
         opts = ort.SessionOptions()
@@ -113,4 +130,4 @@ class BeatClassifier:
 @lru_cache(maxsize=1)
 def shipped_classifier() -> BeatClassifier:
     """The packaged int8 classifier, loaded once per process."""
-    return BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA)
+    return BeatClassifier(SHIPPED_MODEL, SHIPPED_METADATA, spec=FeatureSpec())

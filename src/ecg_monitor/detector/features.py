@@ -5,14 +5,22 @@ For each detected beat the classifier sees
 * **morphology**: the display-band ECG (0.5-40 Hz) from ``pre_s`` before to ``post_s`` after the
   R mark, averaged over pairs of samples (360 -> 180 Hz), minus its median, in units of the
   patient's usual QRS amplitude; and beside it the patient's usual beat, the running median of
-  the windows of the last ``history_beats`` beats that came on time (pre-RR at least
-  ``on_time_ratio`` of the local mean), so frequent ectopic beats do not become the norm;
+  the windows of the last ``history_beats`` beats admitted to it (see below);
 * **rhythm**, from the past only: the RR before the beat, the RR before that, the mean of the 10
   RRs before it (local) and of those in the 5 minutes before it (long-term), their log ratios,
   and the irregularity of the local RRs (median absolute successive difference / median RR: high
   in atrial fibrillation, where an early beat is no sign of an ectopic one; medians, because AF is
   irregular beat after beat, while a few pauses or ectopic beats in sinus rhythm, which would
   inflate a mean, must not make early beats look like AF).
+
+**The usual beat learns only from beats that look like it.** A beat is admitted when it came on
+time (pre-RR at least ``on_time_ratio`` of the local mean) and, once the usual beat holds
+``history_beats`` beats, its QRS correlates with the usual one by at least ``admit_correlation``
+with an amplitude within ``admit_amplitude_ratio`` of it. So a run of ventricular beats, which is
+"on time" once the local mean has followed its rate, does not turn the usual beat into the V shape
+after a few beats, and the rest of the run is still read as unlike the patient's beat. When no
+beat has been admitted for ``relearn_s`` (the patient's beat really changed, e.g. a bundle branch
+block came or went), the usual beat restarts from the next on-time beats.
 
 Nothing after the window's end is used: no post-RR, no record-level statistics, no later beat.
 A beat is therefore ready ``post_s`` after its R mark (or when the detector emits it, if later).
@@ -38,7 +46,6 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, replace
-from itertools import islice
 
 import numpy as np
 
@@ -59,7 +66,21 @@ RHYTHM_FEATURES: tuple[str, ...] = (
     "log_pre_over_prev",
     "local_irregularity",
     "short_history",
+    # relative to the patient's usual beat (a patient whose every beat is wide is not "wide")
+    "template_correlation",
+    "log_amplitude_ratio",
+    "log_qrs_width_ratio",
+    "p_wave_rms",
+    "usual_p_wave_rms",
+    # AF-aware rhythm context over the last ``context_beats`` RRs
+    "context_irregularity",
+    "context_jump_fraction",
 )
+
+#: The features the first classifier (issue #3) used; the others are added by this version.
+BASE_RHYTHM_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[:11]
+TEMPLATE_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[11:16]
+AF_CONTEXT_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[16:]
 
 #: Channels of :attr:`BeatFeatures.morphology`.
 MORPHOLOGY_CHANNELS: tuple[str, ...] = ("beat", "running_median_beat")
@@ -74,10 +95,16 @@ class FeatureSpec:
     post_s: float = 0.40
     decimate: int = 2
     qrs_half_s: float = 0.10  # half-width of the QRS region whose peak-to-peak is the amplitude
-    history_beats: int = 16  # on-time beats in the usual beat and amplitude (running medians)
+    history_beats: int = 16  # admitted beats in the usual beat and amplitude (running medians)
     on_time_ratio: float = 0.85  # pre-RR / local mean RR from which a beat counts as on time
+    admit_correlation: float = 0.8  # QRS correlation with the usual beat needed to join it
+    admit_amplitude_ratio: float = 2.0  # and QRS amplitude within this factor of the usual one
+    relearn_s: float = 30.0  # no beat admitted for this long: the usual beat starts again
     min_amplitude_mv: float = 0.05
     local_beats: int = 10
+    context_beats: int = 16  # RRs of the AF-aware irregularity context
+    jump_ratio: float = 0.12  # successive RR change, relative to the median RR, that counts as a jump
+    p_wave_s: tuple[float, float] = (0.25, 0.08)  # before the R mark: where the P wave is looked for
     long_s: float = 300.0
     min_rr_history: int = 3
     default_rr_s: float = 0.8
@@ -108,7 +135,7 @@ class FeatureSpec:
     @classmethod
     def from_dict(cls, d: dict) -> FeatureSpec:
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -142,7 +169,11 @@ class BeatFeatureExtractor:
         q = int(round(spec.qrs_half_s * spec.fs / spec.decimate))
         c = spec.pre // spec.decimate
         self._qrs = slice(max(0, c - q), c + q + 1)
+        p0, p1 = (int(round(t * spec.fs / spec.decimate)) for t in spec.p_wave_s)
+        self._p_wave = slice(max(0, c - p0), c - p1)
         self._on_time = float(np.log(spec.on_time_ratio))
+        self._admit_amp = float(np.log(spec.admit_amplitude_ratio))
+        self._relearn = int(round(spec.relearn_s * spec.fs))
         self._last_value = np.nan
         self._run = 0  # length of the current run of equal input samples
         self._since_gap = self._settle  # samples since the last missing one
@@ -150,8 +181,9 @@ class BeatFeatureExtractor:
         self._last_r: int | None = None
         self._rr: deque[tuple[int, int]] = deque()  # (R mark, RR before it) within long_s
         self._rr_sum = 0
-        self._amps: deque[float] = deque(maxlen=spec.history_beats)
-        self._shapes: deque[np.ndarray] = deque(maxlen=spec.history_beats)
+        self._recent: deque[int] = deque(maxlen=max(spec.local_beats, spec.context_beats))  # latest RRs
+        self._usual = UsualBeat(spec.history_beats, spec.window, self._qrs, self._p_wave)
+        self._admitted_at = 0  # R mark of the last beat admitted to the usual beat
 
     @property
     def n(self) -> int:
@@ -211,28 +243,26 @@ class BeatFeatureExtractor:
         if not usable:
             morph = np.zeros((len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
         else:
-            on_time = short or rhythm[RHYTHM_FEATURES.index("log_pre_over_local")] >= self._on_time
-            morph = self._morphology(self._ecg.get(lo, hi), on_time)
+            w = self._ecg.get(lo, hi)
+            x = 0.5 * (w[0::2] + w[1::2]) if self.spec.decimate == 2 else w.reshape(-1, self.spec.decimate).mean(axis=1)
+            x = x - _median(x)
+            amp = float(np.ptp(x[self._qrs]))
+            morph, rhythm[_TEMPLATE] = self._usual.compare(x, amp, self.spec.min_amplitude_mv)
+            on_time = short or rhythm[_PRE_OVER_LOCAL] >= self._on_time
+            self._learn(beat.sample, x, amp, on_time, rhythm[_CORRELATION], rhythm[_AMPLITUDE])
         return BeatFeatures(morphology=morph, rhythm=rhythm, usable=usable, short_history=short)
 
-    def _morphology(self, w: np.ndarray, on_time: bool) -> np.ndarray:
-        """Beat and usual beat, baseline removed, in units of the usual QRS amplitude.
-
-        The usual beat and amplitude come from the recent beats that arrived on time (not
-        premature), so that frequent ectopic beats do not become the patient's norm.
-        """
-        x = w.reshape(-1, self.spec.decimate).mean(axis=1)
-        x = x - np.median(x)
-        amp = float(np.ptp(x[self._qrs]))
-        if self._shapes:
-            usual = np.median(np.stack(self._shapes), axis=0)
-            scale = float(np.median(self._amps))
-        else:
-            usual, scale = x, amp
-        if on_time or not self._shapes:
-            self._shapes.append(x)
-            self._amps.append(amp)
-        return (np.stack([x, usual]) / max(scale, self.spec.min_amplitude_mv)).astype(np.float32)
+    def _learn(self, r: int, x: np.ndarray, amp: float, on_time: bool, corr: float, log_amp: float) -> None:
+        """Admit the beat to the usual beat if it came on time and looks like it (any on-time
+        beat while the usual beat is filling, or after ``relearn_s`` without a match)."""
+        if not on_time:
+            return
+        if r - self._admitted_at > self._relearn:
+            self._usual.clear()
+        if self._usual.full and (corr < self.spec.admit_correlation or abs(log_amp) > self._admit_amp):
+            return
+        self._usual.add(x, amp)
+        self._admitted_at = r
 
     def _rhythm(self, r: int) -> tuple[np.ndarray, bool]:
         """Pre-RR features of the beat at ``r``, then add its RR to the history."""
@@ -245,16 +275,28 @@ class BeatFeatureExtractor:
         last_rr = self._rr[-1][1] if n_past else self.spec.default_rr_s * self.spec.fs
         pre = known_pre if known_pre is not None else last_rr
         prev = last_rr if n_past else pre
-        recent = np.array([rr for _, rr in islice(reversed(self._rr), self.spec.local_beats)], dtype=float)
-        local = float(recent.mean()) if recent.size else prev
-        irregular = float(np.median(np.abs(np.diff(recent))) / np.median(recent)) if recent.size > 1 else 0.0
+        rrs = list(self._recent)  # oldest first
+        recent = rrs[-self.spec.local_beats:]
+        local = sum(recent) / len(recent) if recent else prev
+        irregular = _median([abs(b - a) for a, b in zip(recent, recent[1:])]) / _median(recent) if len(recent) > 1 else 0.0
         long = self._rr_sum / n_past if n_past else prev
+        context = rrs[-self.spec.context_beats:]
+        if len(context) > 2:
+            mid = _median(context)
+            jumps = [abs(b - a) / mid for a, b in zip(context, context[1:])]
+            context_irregular = _median(jumps)
+            jump_fraction = sum(j > self.spec.jump_ratio for j in jumps) / len(jumps)
+        else:
+            context_irregular = jump_fraction = 0.0
         if known_pre is not None:
             self._rr.append((r, known_pre))
             self._rr_sum += known_pre
+            self._recent.append(known_pre)
         fs, lg = self.spec.fs, np.log
         values = (pre / fs, prev / fs, local / fs, long / fs, lg(pre / local), lg(pre / long),
-                  lg(local / long), lg(prev / local), lg(pre / prev), irregular, float(short))
+                  lg(local / long), lg(prev / local), lg(pre / prev), irregular, float(short),
+                  1.0, 0.0, 0.0, 0.0, 0.0,  # template features: set once the window is complete
+                  context_irregular, jump_fraction)
         return np.asarray(values, dtype=np.float32), short
 
     def _pre_rr(self, r: int) -> int | None:
@@ -266,9 +308,87 @@ class BeatFeatureExtractor:
         rr = r - last
         if rr > self._max_rr or last < self._ecg.start or np.isnan(self._ecg.get(last, r + 1)).any():
             self._rr.clear()
+            self._recent.clear()
             self._rr_sum = 0
             return None
         return rr
+
+
+class UsualBeat:
+    """The patient's usual beat: running medians of the last ``size`` admitted beat windows and
+    QRS amplitudes, kept in preallocated arrays and recomputed only when a beat is admitted, with
+    the usual beat's own QRS width and P-wave size (so a beat costs one comparison, not medians)."""
+
+    def __init__(self, size: int, window: int, qrs: slice, p_wave: slice) -> None:
+        self._shapes = np.zeros((size, window))
+        self._amps = np.zeros(size)
+        self._qrs, self._p_wave = qrs, p_wave
+        self._n = self._next = 0
+        self._beat = np.zeros(window)
+        self._scale = self._width = self._p = 0.0
+
+    @property
+    def full(self) -> bool:
+        return self._n == len(self._amps)
+
+    def clear(self) -> None:
+        self._n = self._next = 0
+
+    def add(self, x: np.ndarray, amp: float) -> None:
+        self._shapes[self._next], self._amps[self._next] = x, amp
+        self._next = (self._next + 1) % len(self._amps)
+        self._n = min(self._n + 1, len(self._amps))
+        self._beat = _median(self._shapes[: self._n])
+        self._scale = float(_median(self._amps[: self._n]))
+        self._width = _qrs_width(self._beat[self._qrs])
+        self._p = float(np.std(self._beat[self._p_wave]))
+
+    def compare(self, x: np.ndarray, amp: float, min_amplitude: float) -> tuple[np.ndarray, np.ndarray]:
+        """Morphology input (beat and usual beat in units of the usual QRS amplitude; the beat
+        itself while there is no usual beat yet) and the template features: QRS correlation,
+        amplitude and width ratios, and the size of the wave before each (P wave, or fibrillatory
+        waves in AF)."""
+        usual, scale, width, p_usual = (self._beat, self._scale, self._width, self._p) if self._n else (
+            x, amp, _qrs_width(x[self._qrs]), float(np.std(x[self._p_wave])))
+        unit = 1.0 / max(scale, min_amplitude)
+        morph = np.stack([x * unit, usual * unit]).astype(np.float32)
+        beat, ref = morph[0, self._qrs].astype(np.float64), morph[1, self._qrs].astype(np.float64)
+        beat, ref = beat - beat.mean(), ref - ref.mean()
+        norm = float(np.sqrt(np.dot(beat, beat) * np.dot(ref, ref)))
+        corr = float(np.dot(beat, ref)) / norm if norm > 1e-12 else 0.0
+        ratio = lambda a, b: float(np.log(max(a, 1e-3) / max(b, 1e-3)))  # noqa: E731 - local helper
+        p_beat = float(np.std(morph[0, self._p_wave]))
+        return morph, np.array([corr, ratio(np.ptp(beat), np.ptp(ref)), ratio(_qrs_width(beat), width),
+                                p_beat, p_usual * unit], np.float32)
+
+
+def _median(a):
+    """Median of a short list or of the rows of an array (np.partition, without np.median's overhead)."""
+    if isinstance(a, list):
+        s = sorted(a)
+        h = len(s) // 2
+        return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
+    n = len(a)
+    h = n // 2
+    if n % 2:
+        return np.partition(a, h, axis=0)[h]
+    part = np.partition(a, (h - 1, h), axis=0)
+    return (part[h - 1] + part[h]) / 2
+
+
+_PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
+_TEMPLATE = [RHYTHM_FEATURES.index(n) for n in TEMPLATE_FEATURES]
+_CORRELATION = RHYTHM_FEATURES.index("template_correlation")
+_AMPLITUDE = RHYTHM_FEATURES.index("log_amplitude_ratio")
+
+
+def _qrs_width(x: np.ndarray) -> float:
+    """Samples between 10 % and 90 % of the cumulative slope energy: a QRS width that needs no
+    onset/offset detector and grows with a wide (bundle branch or ventricular) complex."""
+    e = np.cumsum(np.diff(x) ** 2)
+    if e[-1] <= 0:
+        return 0.0
+    return float(np.searchsorted(e, 0.9 * e[-1]) - np.searchsorted(e, 0.1 * e[-1]))
 
 
 def extract_features(

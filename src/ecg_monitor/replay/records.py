@@ -22,6 +22,8 @@ from ecg_monitor import PIPELINE_FS
 
 DATA_ENV = "ECG_MONITOR_DATA"
 DEFAULT_PN_DIR = "mitdb"
+#: Lead policy: MLII where the record has it (MIT-BIH); else II; else the first ECG lead
+#: (SVDB's ECG1, which training on SVDB uses too, so live and training agree).
 PREFERRED_LEADS = ("MLII", "II", "ECG", "ECG1")
 #: Bytes per sample of the WFDB signal formats, to tell a truncated file from a damaged one.
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3,
@@ -80,6 +82,7 @@ class Annotations:
     symbol: np.ndarray  # str
     aux_note: np.ndarray  # str
     fs: float
+    subtype: np.ndarray | None = None  # int; for noise ``~``: bits 0-3 noisy, 4-7 unreadable lead, -1 all unreadable
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | None:
@@ -250,6 +253,7 @@ def read_annotations(
         symbol=np.asarray(ann.symbol, dtype=str),
         aux_note=np.asarray([a.rstrip("\x00") for a in aux], dtype=str),
         fs=float(ann.fs) if ann.fs else PIPELINE_FS,
+        subtype=np.asarray(ann.subtype if ann.subtype is not None else np.zeros(len(ann.sample)), dtype=np.int64),
     )
 
 

@@ -46,3 +46,12 @@ SAME_SUBJECT: tuple[tuple[str, str], ...] = (("201", "202"),)
 DS1_TRAIN: tuple[str, ...] = tuple(
     r for r in DS1 if not any(r in pair and set(pair) & set(DS2) for pair in SAME_SUBJECT)
 )
+
+#: MIT-BIH Supraventricular Arrhythmia Database (SVDB, 128 Hz): records 800-894, one patient each.
+SVDB: tuple[str, ...] = tuple(str(r) for r in range(800, 895))
+
+#: The SVDB training half (857-894), for training and model selection; 800-856 are a test set.
+SVDB_TRAIN: tuple[str, ...] = tuple(str(r) for r in range(857, 895))
+
+#: Every record a classifier may be trained or tuned on: 21 MIT-BIH + 38 SVDB patients.
+TRAINING_RECORDS: tuple[str, ...] = DS1_TRAIN + SVDB_TRAIN

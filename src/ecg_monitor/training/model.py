@@ -35,6 +35,11 @@ class Architecture:
     dropout: float = 0.2
     difference: bool = True  # add beat minus usual beat as a channel inside the network
     members: int = 3
+    rhythm_inputs: tuple[int, ...] = ()  # columns of the rhythm input the network reads (empty: all)
+
+    @property
+    def rhythm_used(self) -> list[int]:
+        return list(self.rhythm_inputs) or list(range(self.rhythm))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,7 +61,7 @@ class DualStream(nn.Module):
             width, length = out, length // 2
         self.cnn = nn.Sequential(*layers, nn.Flatten(), nn.Linear(width * length, arch.morph_hidden), nn.ReLU())
         self.mlp = nn.Sequential(
-            nn.Linear(arch.rhythm, arch.rhythm_hidden), nn.ReLU(),
+            nn.Linear(len(arch.rhythm_used), arch.rhythm_hidden), nn.ReLU(),
             nn.Linear(arch.rhythm_hidden, arch.rhythm_hidden), nn.ReLU(),
         )
         self.head = nn.Sequential(
@@ -90,7 +95,7 @@ class BeatNet(nn.Module):
         """Mean logits of the members (or of one ``member``), before the class offsets."""
         if self.arch.difference:
             morphology = torch.cat([morphology, morphology[:, :1] - morphology[:, 1:2]], dim=1)
-        r = (rhythm - self.rhythm_mean) / self.rhythm_std
+        r = ((rhythm - self.rhythm_mean) / self.rhythm_std)[:, self.arch.rhythm_used]
         if member is not None:
             return self.members[member](morphology, r)
         return torch.stack([m(morphology, r) for m in self.members]).mean(dim=0)
