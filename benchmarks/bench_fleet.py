@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.fleet.cli import fleet_sources
 from ecg_monitor.fleet.publisher import FleetPublisher
 from ecg_monitor.replay.splits import ALL_RECORDS

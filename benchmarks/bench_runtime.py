@@ -29,7 +29,7 @@ def run_monitor(record: str, data_dir: str | None, speed: str, seconds: float | 
         with tempfile.TemporaryDirectory() as fresh:
             return run_monitor(record, data_dir, speed, seconds, chunk, extra, Path(fresh))
     stats = tmp / "stats.json"
-    cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--replay", record, "--headless", "--speed", speed,
+    cmd = [sys.executable, "-m", "ecg_monitor.app.cli", "--replay", record, "--headless", "--speed", speed,
            "--chunk", str(chunk), "--stats-json", str(stats), "--alarms-csv", str(tmp / "alarms.csv"),
            "--status-every", "1000", *extra]
     if seconds is not None:

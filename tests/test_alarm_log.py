@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 
-from ecg_monitor.alarm_log import COLUMNS, AlarmCsv
+from ecg_monitor.outputs.alarm_log import COLUMNS, AlarmCsv
 
 
 def row(alarm: str, event: str) -> dict:

@@ -159,7 +159,7 @@ def test_alarm_log_killed_mid_stream_resumes_without_missing_or_doubling_a_row(t
         return path.read_text().splitlines()[1:] if path.exists() else []
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "ecg_monitor.fleet.alarm_log", "--nats-url", srv.url,
+        proc = subprocess.Popen([sys.executable, "-m", "ecg_monitor.outputs.ward_alarm_log", "--nats-url", srv.url,
                                  "--csv", str(path), "--partitions", str(PARTITIONS)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert "ready" in proc.stdout.readline(), proc.stderr.read()

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pytest
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.streamer.messages import MessageError, decode, encode
 from ecg_monitor.transport.zeromq import ZmqChunkSender, ZmqWorkerLink
 from ecg_monitor.workers.fleet import FleetWorker

@@ -19,8 +19,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from ecg_monitor import runtime  # noqa: E402
-from ecg_monitor.control import ControlClient  # noqa: E402
+from ecg_monitor.app import runtime  # noqa: E402
+from ecg_monitor.app.control import ControlClient  # noqa: E402
 from ecg_monitor.detector import worker  # noqa: E402
 from ecg_monitor.gui import colors  # noqa: E402
 from ecg_monitor.gui.subscriber import Subscriber  # noqa: E402
@@ -99,7 +99,7 @@ def test_real_worker_beats_in_class_colours_and_alarm_banner(qtbot, vt_stream) -
 def test_screenshot_option_writes_a_png(tmp_path) -> None:
     """``ecg-monitor --screenshot PATH --duration SEC``: the whole monitor, view offscreen."""
     out = tmp_path / "shot.png"
-    cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--demo", "--speed", "4", "--duration", "6",
+    cmd = [sys.executable, "-m", "ecg_monitor.app.cli", "--demo", "--speed", "4", "--duration", "6",
            "--screenshot", str(out), "--alarms-csv", str(tmp_path / "alarms.csv")]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=90)
@@ -115,7 +115,7 @@ def monitored_view(qtbot, tmp_path, data_dir) -> Iterator[tuple[LiveView, Path]]
     """A headless monitor playing the synthetic device at 4x, and a live view of it whose controls
     send source requests to that monitor's supervisor; yields the view and the monitor's log."""
     log = tmp_path / "monitor.log"
-    cmd = [sys.executable, "-m", "ecg_monitor.monitor", "--demo", "--headless", "--speed", "4",
+    cmd = [sys.executable, "-m", "ecg_monitor.app.cli", "--demo", "--headless", "--speed", "4",
            "--data-dir", str(data_dir), "--alarms-csv", str(tmp_path / "alarms.csv")]
     with log.open("w") as fh:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=fh, start_new_session=True)

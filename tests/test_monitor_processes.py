@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import zmq
 
-from ecg_monitor import monitor as monitor_cli
+from ecg_monitor.app import cli as monitor_cli
 from ecg_monitor.evaluation.detect import DetectionScore, RecordResult, detect_record, write_beats
 from ecg_monitor.replay import read_record
 from ecg_monitor.streamer.messages import decode, encode
@@ -76,7 +76,7 @@ class Running:
 
 
 def monitor(*args: str, cwd: Path) -> Running:
-    return Running("-m", "ecg_monitor.monitor", *args, cwd=cwd)
+    return Running("-m", "ecg_monitor.app.cli", *args, cwd=cwd)
 
 
 def descendants(pid: int) -> set[int]:
@@ -306,7 +306,7 @@ def test_relative_data_dir_and_missing_output_folders(tmp_path, data_dir):
     start.mkdir()
     (tmp_path / "records").symlink_to(data_dir)
     env = {**os.environ, "ECG_MONITOR_DATA": "../records"}
-    proc = subprocess.run([PY, "-m", "ecg_monitor.monitor", "--replay", "100", "--headless", "--speed", "max",
+    proc = subprocess.run([PY, "-m", "ecg_monitor.app.cli", "--replay", "100", "--headless", "--speed", "max",
                            "--duration", "20", "--beats-csv", "out/new/beats.csv", "--alarms-csv", "out/log/alarms.csv",
                            "--stats-json", "out/new/stats.json"], cwd=start, env=env, capture_output=True,
                           text=True, timeout=60)

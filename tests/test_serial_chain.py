@@ -26,7 +26,7 @@ def test_record_208_over_serial_gives_the_replay_beats(data_dir: Path, tmp_path:
     with simulator("--record", "208", "--data-dir", str(data_dir), "--seconds", str(SECONDS),
                    "--speed", "10") as sim:
         mon = subprocess.run(
-            [sys.executable, "-m", "ecg_monitor.monitor", "--serial", sim.port, "--headless",
+            [sys.executable, "-m", "ecg_monitor.app.cli", "--serial", sim.port, "--headless",
              "--duration", str(SECONDS), "--beats-csv", str(beats_csv),
              "--alarms-csv", str(tmp_path / "alarms.csv")],
             capture_output=True, text=True, timeout=120,
@@ -54,7 +54,7 @@ def test_serial_faults_show_in_status_lines_events_and_stats(tmp_path: Path) -> 
     with simulator("--seconds", "10", "--speed", "4", "--corrupt-rate", "0.03", "--drop-rate", "0.03",
                    "--disconnect-at", "3", "--disconnect-for", "1", "--seed", "3") as sim:
         mon = subprocess.run(
-            [sys.executable, "-m", "ecg_monitor.monitor", "--serial", sim.port, "--headless", "--duration", "8",
+            [sys.executable, "-m", "ecg_monitor.app.cli", "--serial", sim.port, "--headless", "--duration", "8",
              "--status-every", "0.5", "--stats-json", str(stats), "--alarms-csv", str(tmp_path / "alarms.csv")],
             capture_output=True, text=True, timeout=60,
         )

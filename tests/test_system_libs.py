@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecg_monitor import monitor
+from ecg_monitor.app import cli as monitor
 from ecg_monitor.gui import system_libs
 
 LDD = """\

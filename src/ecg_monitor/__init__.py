@@ -1,8 +1,9 @@
 """ecg-monitor: a real-time streaming ECG monitor.
 
 Data flow (one sub-package per stage):
-``replay`` / ``firmware_bridge`` (sources) -> ``streamer`` (ZeroMQ publisher)
--> ``detector`` (causal worker pipeline) -> ``gui`` / alarm log.
+``replay`` / ``firmware_bridge`` / ``fleet`` (sources) -> ``streamer`` -> ``transport`` (ZeroMQ,
+NATS) -> ``detector`` / ``workers`` (causal pipeline, many feeds per process) -> ``gui`` /
+``station`` / ``outputs`` (console, alarm logs); ``app`` starts and supervises the processes.
 """
 
 __version__ = "0.1.0"

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.transport.zeromq import ZmqWorkerLink
 from ecg_monitor.workers.fleet import FleetWorker
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.fleet.publisher import FleetPublisher
 from ecg_monitor.replay.records import RecordError, read_record
 from ecg_monitor.replay.source import ReplaySource

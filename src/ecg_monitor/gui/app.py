@@ -49,7 +49,7 @@ def add_gui_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def view_options(args: argparse.Namespace, control: str | None = None) -> ViewOptions:
-    """The parsed options, and the endpoint where source requests go (see ``ecg_monitor.control``)."""
+    """The parsed options, and the endpoint where source requests go (see ``ecg_monitor.app.control``)."""
     duration = getattr(args, "duration", None)
     if args.screenshot is not None and duration is None:
         duration = DEFAULT_SCREENSHOT_S
@@ -90,7 +90,7 @@ def run_live_view(endpoints: str | Sequence[str], options: ViewOptions = ViewOpt
     """
     import pyqtgraph as pg
 
-    from ecg_monitor.control import ControlClient
+    from ecg_monitor.app.control import ControlClient
     from ecg_monitor.gui.subscriber import Subscriber
     from ecg_monitor.gui.window import LiveView
 

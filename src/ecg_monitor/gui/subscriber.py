@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.streamer.messages import Message, MessageError, decode
 
 #: The worker's outputs the view shows (``chunk`` and ``source`` are streamer -> worker traffic).

@@ -21,7 +21,7 @@ from typing import Any
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from ecg_monitor import PIPELINE_FS
-from ecg_monitor.control import ControlClient
+from ecg_monitor.app.control import ControlClient
 from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import AlarmBanner
 from ecg_monitor.gui.alarm_board import AlarmBoard, ViewAlarm

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.replay.records import RecordError
 from ecg_monitor.streamer.messages import encode
 from ecg_monitor.streamer.source import Chunk, Source, SourceError, SourceState

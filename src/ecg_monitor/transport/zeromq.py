@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.transport.base import ChunkSender, Delivery, WorkerLink
 
 PULL_HWM = 2000

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.detector.classifier import shipped_classifier
 from ecg_monitor.transport.base import WorkerLink
 from ecg_monitor.workers.fleet import FleetWorker

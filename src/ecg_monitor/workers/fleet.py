@@ -29,7 +29,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ecg_monitor import PIPELINE_FS, runtime
+from ecg_monitor import PIPELINE_FS
+from ecg_monitor.app import runtime
 from ecg_monitor.detector.classifier import shipped_classifier
 from ecg_monitor.detector.feed import Feed
 from ecg_monitor.detector.latency import RollingLatency

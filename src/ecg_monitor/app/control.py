@@ -16,7 +16,7 @@ from typing import NoReturn
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.streamer.messages import Message, MessageError, decode, encode
 from ecg_monitor.streamer.source import Source, SourceError
 from ecg_monitor.streamer.sources import add_source_arguments, open_source

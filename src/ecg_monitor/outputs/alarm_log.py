@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ecg_monitor import runtime
-from ecg_monitor.listener import Listener
+from ecg_monitor.app import runtime
+from ecg_monitor.outputs.listener import Listener
 from ecg_monitor.streamer.messages import Message
 
 COLUMNS = ("wall_time", "source", "record_time_s", "alarm", "priority", "event", "heart_rate_bpm",

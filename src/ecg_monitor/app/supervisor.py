@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.detector import worker
 from ecg_monitor.streamer.messages import encode
 from ecg_monitor.streamer.source import Source, SourceState
@@ -27,8 +27,8 @@ def log(text: str) -> None:
     print(f"[ecg-monitor] {text}", file=sys.stderr, flush=True)
 
 
-PRELOAD = ["ecg_monitor.detector.worker", "ecg_monitor.streamer.publisher", "ecg_monitor.alarm_log",
-           "ecg_monitor.console"]
+PRELOAD = ["ecg_monitor.detector.worker", "ecg_monitor.streamer.publisher", "ecg_monitor.outputs.alarm_log",
+           "ecg_monitor.outputs.console"]
 READY_TIMEOUT_S = 60.0
 RESTART_SETTLE_S = 0.2  # a restarted worker waits this long for subscribers to reconnect
 STOP_TIMEOUT_S = 5.0

@@ -25,7 +25,9 @@ import sys
 import time
 from pathlib import Path
 
-from ecg_monitor import PIPELINE_FS, __version__, alarm_log, console, control, runtime
+from ecg_monitor import PIPELINE_FS, __version__
+from ecg_monitor.app import control, runtime
+from ecg_monitor.outputs import alarm_log, console
 from ecg_monitor.detector import worker
 from ecg_monitor.detector.classifier import ModelError
 from ecg_monitor.detector.pipeline import DetectorPipeline
@@ -34,7 +36,7 @@ from ecg_monitor.replay.source import ReplaySource
 from ecg_monitor.streamer import publisher
 from ecg_monitor.streamer.source import Source, SourceError
 from ecg_monitor.streamer.sources import add_source_arguments, open_source
-from ecg_monitor.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
+from ecg_monitor.app.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
 
 DEFAULT_ALARM_LOG = "ecg-monitor-alarms.csv"
 END_TIMEOUT_S = 60.0  # after the streamer died, wait this long for the subscribers to see the end

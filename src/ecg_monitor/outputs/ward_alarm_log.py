@@ -1,7 +1,7 @@
 """``ecg-monitor-alarm-log``: every patient's alarms from NATS into one CSV with a patient column.
 
 A durable consumer (``alarm-log``) of the events stream's ``ecg.*.alarms``: each row is written
-and fsync-ed (:class:`~ecg_monitor.alarm_log.AlarmCsv`) before its message is acknowledged, so a
+and fsync-ed (:class:`~ecg_monitor.outputs.alarm_log.AlarmCsv`) before its message is acknowledged, so a
 log stopped or killed mid-stream resumes where it was and misses no alarm; a row already in the
 file (killed between the write and the ack) is not written twice.
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from nats.errors import TimeoutError as NatsTimeout
 
-from ecg_monitor import runtime
-from ecg_monitor.alarm_log import COLUMNS, AlarmCsv, alarm_row
+from ecg_monitor.app import runtime
+from ecg_monitor.outputs.alarm_log import COLUMNS, AlarmCsv, alarm_row
 from ecg_monitor.streamer.messages import MessageError, decode
 from ecg_monitor.transport.natsclient import EVENTS, NatsClient, NatsUnavailable, to_frames
 from ecg_monitor.workers.cli import DEFAULT_PARTITIONS

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.evaluation.detect import BEATS_CSV_HEADER, beat_csv_row
 from ecg_monitor.firmware_bridge.serial_source import fault_summary
-from ecg_monitor.listener import Listener
+from ecg_monitor.outputs.listener import Listener
 from ecg_monitor.streamer.messages import Message
 
 NO_DATA_S = 2.0

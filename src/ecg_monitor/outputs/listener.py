@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import zmq
 
-from ecg_monitor import runtime
+from ecg_monitor.app import runtime
 from ecg_monitor.streamer.messages import Message, MessageError, decode
 
 
