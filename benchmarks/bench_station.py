@@ -29,7 +29,7 @@ def main() -> int:
 
     from ecg_monitor.gui.app import exec_watched
     from ecg_monitor.gui.subscriber import Subscriber
-    from ecg_monitor.station.cli import start_demo
+    from ecg_monitor.station.launch import start_demo
     from ecg_monitor.station.window import StationView
 
     with ExitStack() as stack:

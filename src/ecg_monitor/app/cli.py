@@ -76,6 +76,8 @@ EXAMPLES = """examples:
   ecg-monitor --replay 208 --headless --speed max --data-dir ../shared/data/mitdb \\
       --beats-csv out/208-beats.csv --alarms-csv out/208-alarms.csv --stats-json out/208-stats.json
   ecg-monitor --serial /dev/ttyUSB0 --profile ad8232-esp32
+  ecg-monitor --station --fleet 16 --demo              central station: nats-server, 2 workers, alarm log,
+                                                       16 patients (see ecg-monitor --station --help)
 
 Ctrl-C or SIGTERM stops every process (exit code 130 / 143). See README.md for the rest."""
 
@@ -262,7 +264,24 @@ def check_view(args: argparse.Namespace) -> None:
         raise SourceError(problem)
 
 
+def station_main(argv: list[str]) -> int:
+    """``ecg-monitor --station [--fleet N] [--demo]``: the central station on NATS (``--demo``
+    starts, on this machine, what feeds it: see :mod:`ecg_monitor.station.launch`)."""
+    from ecg_monitor.station import cli as station
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--station", action="store_true")
+    p.add_argument("--fleet", type=int, default=16)
+    p.add_argument("--demo", action="store_true")
+    own, rest = p.parse_known_args(argv)
+    demo = ["--demo", str(own.fleet)] if own.demo else []
+    return station.main(["--transport", "nats", *demo, *rest], prog="ecg-monitor --station")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--station" in argv:
+        return station_main(argv)
     args = build_parser().parse_args(argv)
     try:
         if args.remote_source and not args.chunks_endpoint:

@@ -23,14 +23,16 @@ from ecg_monitor.transport.base import ChunkSender
 from ecg_monitor.workers.cli import add_transport_arguments
 
 
-def fleet_sources(n: int, records: list[str], data_dir: str | None, stagger_s: float = 0.0) -> dict[str, Source]:
+def fleet_sources(n: int, records: list[str], data_dir: str | None, stagger_s: float = 0.0,
+                  synthetic: int = 0) -> dict[str, Source]:
     """``bed01``..: replays cycling through ``records`` (a minute further in per round), else synthetic
-    (patient i starts ``i * stagger_s`` into the scenario, so a ward shows different rhythms)."""
+    (patient i starts ``i * stagger_s`` into the scenario, so a ward shows different rhythms); the
+    last ``synthetic`` beds are synthetic even when records are given (a mixed ward)."""
     loaded = {name: read_record(name, data_dir) for name in records}
     out: dict[str, Source] = {}
     for i in range(n):
         patient = f"bed{i + 1:02d}"
-        if loaded:
+        if loaded and i < n - synthetic:
             rec = loaded[records[i % len(records)]]
             out[patient] = ReplaySource(rec, start_s=(60.0 * (i // len(records))) % max(rec.duration_s - 60.0, 1.0))
         else:
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=16)
     parser.add_argument("--replay", default="", metavar="REC,REC", help="records to replay (default: synthetic)")
     parser.add_argument("--data-dir")
+    parser.add_argument("--synthetic", type=int, default=0, metavar="N",
+                        help="with --replay: the last N patients are synthetic (default 0)")
     parser.add_argument("--stagger", type=float, default=0.0, metavar="SEC",
                         help="synthetic patient i starts i*SEC into its scenario (default 0)")
     parser.add_argument("--speed", type=parse_speed, default=1.0)
@@ -62,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop = runtime.StopFlag(child=False, name="ecg-fleet")
     try:
-        sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir, args.stagger)
+        sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir, args.stagger,
+                                args.synthetic)
         sender = open_sender(args, stop)
     except (RecordError, RuntimeError) as exc:
         print(f"ecg-monitor-fleet: {exc}", file=sys.stderr)

@@ -9,23 +9,23 @@ on the trace and in the drop counter.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import zmq
 
 from ecg_monitor.app import runtime
-from ecg_monitor.streamer.messages import Message, MessageError, decode
+from ecg_monitor.transport.base import EventReader
 
 #: The worker's outputs the view shows (``chunk`` and ``source`` are streamer -> worker traffic).
 VIEW_TOPICS = (b"trace", b"beats", b"alarm", b"status")
 
 
-class Subscriber:
+class Subscriber(EventReader):
     """SUB socket connected to one or more worker endpoints."""
 
     def __init__(self, endpoints: Iterable[str], topics: Iterable[bytes] = VIEW_TOPICS,
                  hwm: int = 2000, context: zmq.Context | None = None) -> None:
+        super().__init__()
         self._own_context = context is None
         self.context = context or zmq.Context()
         self.socket = runtime.socket(self.context, zmq.SUB, hwm=hwm)
@@ -34,28 +34,12 @@ class Subscriber:
         self.endpoints = list(endpoints)
         for endpoint in self.endpoints:
             self.socket.connect(endpoint)
-        self.malformed = 0
-        self.last_message_at: float | None = None  # time.monotonic() of the latest message
 
-    def drain(self, handle: Callable[[Message], None], budget_s: float = 0.006) -> int:
-        """Hand every queued message to ``handle`` until none is left or ``budget_s`` is spent."""
-        deadline = time.perf_counter() + budget_s
-        n = 0
-        while time.perf_counter() < deadline:
-            try:
-                frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                break
-            n += 1
-            try:
-                message = decode(frames)
-            except MessageError:
-                self.malformed += 1
-                continue
-            handle(message)
-        if n:
-            self.last_message_at = time.monotonic()
-        return n
+    def next_frames(self) -> list[bytes] | None:
+        try:
+            return self.socket.recv_multipart(zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return None
 
     def close(self) -> None:
         self.socket.close(0)

@@ -1,76 +1,71 @@
-"""``ecg-monitor-station``: the central station, subscribed to fleet workers' ZeroMQ PUB sockets.
+"""``ecg-monitor-station``: the central station, reading fleet workers' results over ZeroMQ or NATS.
 
-    ecg-monitor-station --endpoint tcp://127.0.0.1:5556                   # a running fleet worker
-    ecg-monitor-station --demo 16                                         # worker + 16 synthetic beds + station
+    ecg-monitor-station --endpoint tcp://127.0.0.1:5556                   # a running ZeroMQ fleet worker
+    ecg-monitor-station --transport nats --nats-url nats://station:4222   # every worker on a NATS server
+    ecg-monitor-station --demo 16                                         # ZeroMQ worker + 16 synthetic beds
+    ecg-monitor-station --transport nats --demo 16                        # nats-server, 2 workers, alarm log, 16 beds
     ecg-monitor-station --demo 16 --screenshot docs/screenshots/station.png --duration 40
 
-``--demo N`` starts ``ecg-monitor-worker`` and ``ecg-monitor-fleet --patients N`` on free local
-ports and stops them (by PID) when the window closes. ``--screenshot`` saves a PNG after
-``--duration`` seconds of data and exits; it works offscreen (``QT_QPA_PLATFORM=offscreen``).
+``--demo N`` starts the processes behind the station on this machine (see
+:mod:`ecg_monitor.station.launch`; on NATS a local nats-server unless ``--nats-url`` is given) and
+stops them when the window closes or on Ctrl-C / SIGTERM (exit code 130 / 143). ``--screenshot``
+saves a PNG after ``--duration`` seconds of data and exits; it works offscreen
+(``QT_QPA_PLATFORM=offscreen``). An unreachable NATS server is a one-line error naming the URL
+(exit code 2).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import socket
-import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from ecg_monitor.gui.app import exec_watched, lower_priority
+from ecg_monitor.gui.app import exec_watched, lower_priority, quiet_qt_messages
+from ecg_monitor.station import launch
+from ecg_monitor.transport.base import EventReader
+from ecg_monitor.workers.cli import add_transport_arguments
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-STAGGER_S = 13.0  # demo beds start this far apart in the 222 s synthetic scenario: a mix of rhythms
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Stopped(Exception):
+    """SIGINT or SIGTERM before the window's event loop runs: unwind, stopping what was started."""
 
 
-def start_demo(n: int, stack: ExitStack, niceness: int = 0) -> str:
-    """A fleet worker and ``n`` synthetic patients on free ports (``niceness`` added to their
-    nice value: the benchmark's load generators yield to the station it measures); the worker's
-    event endpoint."""
-    chunks, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
-    commands = [
-        ["ecg_monitor.workers.cli", "--chunks", chunks, "--events", events],
-        ["ecg_monitor.fleet.cli", "--patients", str(n), "--connect", chunks, "--stagger", f"{STAGGER_S:g}"],
-    ]
-    for module, *args in commands:
-        proc = subprocess.Popen([sys.executable, "-m", module, *args], preexec_fn=lambda: os.nice(niceness))
-        stack.callback(_stop, proc)
-    return events
+def _stopped(signum: int, frame: object) -> None:
+    raise Stopped(signum)
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def open_reader(args: argparse.Namespace, endpoints: list[str]) -> EventReader:
+    if args.transport == "nats":
+        from ecg_monitor.transport.nats import NatsEventReader
+        return NatsEventReader(args.nats_url, args.partitions)
+    from ecg_monitor.gui.subscriber import Subscriber
+    return Subscriber(endpoints or [DEFAULT_ENDPOINT])
 
 
-def run_station(endpoints: list[str], fps: float, screenshot: Path | None, duration_s: float) -> int:
+def run_station(reader: EventReader, fps: float, screenshot: Path | None, duration_s: float,
+                prog: str = "ecg-monitor-station") -> int:
     import pyqtgraph as pg
 
-    from ecg_monitor.gui.subscriber import Subscriber
     from ecg_monitor.station.window import StationView
 
     app = pg.mkQApp("ecg-monitor-station")
-    for sig in (signal.SIGINT, signal.SIGTERM):  # run by the watcher's ticks; --demo's processes then stop
-        signal.signal(sig, lambda *_: app.quit())
-    view = StationView(fps=fps)
-    subscriber = Subscriber(endpoints)
-    view.attach(subscriber)
-    view.show()
+    quiet_qt_messages()
     result = {"rc": 0}
+
+    def on_signal(signum: int, frame: object) -> None:  # run by the watcher's ticks; the demo then stops
+        result["rc"] = 128 + signum
+        app.quit()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    view = StationView(fps=fps)
+    view.attach(reader)
+    view.show()
     started = time.monotonic()
 
     def check() -> None:
@@ -78,10 +73,10 @@ def run_station(endpoints: list[str], fps: float, screenshot: Path | None, durat
         if screenshot is None:
             return
         if first is not None and time.monotonic() - first >= duration_s:
-            result["rc"] = save_screenshot(view, screenshot)
+            result["rc"] = save_screenshot(view, screenshot, prog)
             app.quit()
         elif first is None and time.monotonic() - started > max(60.0, duration_s):
-            print("ecg-monitor-station: no fleet worker message arrived; no screenshot", file=sys.stderr)
+            print(f"{prog}: no fleet worker message arrived; no screenshot", file=sys.stderr)
             result["rc"] = 1
             app.quit()
 
@@ -89,7 +84,7 @@ def run_station(endpoints: list[str], fps: float, screenshot: Path | None, durat
     return result["rc"]
 
 
-def save_screenshot(view, path: Path) -> int:
+def save_screenshot(view, path: Path, prog: str = "ecg-monitor-station") -> int:
     """Grab the window, flashing alarms in their lit half, into ``path`` (PNG)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     for tile in view.tiles.values():
@@ -97,31 +92,58 @@ def save_screenshot(view, path: Path) -> int:
     view.frame()
     ok = view.grab().save(str(path), "PNG")
     if not ok:
-        print(f"ecg-monitor-station: could not write {path}", file=sys.stderr)
+        print(f"{prog}: could not write {path}", file=sys.stderr)
         return 1
     alarms = sum(r.alarm.shown for r in view.ward.alarms())
-    print(f"ecg-monitor-station: saved {path}: {len(view.tiles)} patients, {alarms} alarms shown")
+    beating = sum(1 for p in view.ward.patients.values() if sum((p.status.get("beats_by_class") or {}).values()))
+    print(f"{prog}: saved {path}: {len(view.tiles)} patients ({beating} with beats), "
+          f"{alarms} alarms shown | {view.summary_text()}", flush=True)
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ecg-monitor-station", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "ecg-monitor-station") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_transport_arguments(parser)
+    parser.set_defaults(nats_url=None)  # given: that server; else a local one for --demo, or the default
     parser.add_argument("--endpoint", action="append", metavar="ENDPOINT",
-                        help=f"a fleet worker's event (PUB) endpoint; repeatable (default {DEFAULT_ENDPOINT})")
-    parser.add_argument("--demo", type=int, metavar="N", help="start a worker and N synthetic patients too")
+                        help=f"zmq: a fleet worker's event (PUB) endpoint; repeatable (default {DEFAULT_ENDPOINT})")
+    parser.add_argument("--demo", type=int, metavar="N", help="start N patients and the workers behind them too")
+    parser.add_argument("--workers", type=int, default=2, help="nats --demo: worker processes (default 2)")
+    parser.add_argument("--data-dir", help="nats --demo: replay records from here too (default $ECG_MONITOR_DATA)")
+    parser.add_argument("--alarms-csv", type=Path, metavar="PATH",
+                        help="nats --demo: the ward alarm log (default ecg-monitor-ward-alarms.csv)")
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate (default 30)")
     parser.add_argument("--screenshot", type=Path, metavar="PATH", help="save a PNG after --duration s and exit")
     parser.add_argument("--duration", type=float, default=30.0, metavar="SEC",
                         help="seconds of data before the screenshot (default 30)")
     args = parser.parse_args(argv)
-    with ExitStack() as stack:
-        endpoints = args.endpoint or []
-        if args.demo:
-            endpoints.append(start_demo(args.demo, stack))
-        lower_priority()  # after starting the demo: the worker keeps its priority
-        return run_station(endpoints or [DEFAULT_ENDPOINT], args.fps, args.screenshot, args.duration)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # run_station takes them over once Qt runs
+        signal.signal(sig, _stopped)
+    try:
+        with ExitStack() as stack:
+            return _run(args, stack, prog)
+    except Stopped as stop:
+        return 128 + stop.args[0]
 
+
+def _run(args: argparse.Namespace, stack: ExitStack, prog: str) -> int:
+    endpoints = args.endpoint or []
+    if args.demo and args.transport == "nats":
+        ward = launch.start_nats_ward(args.demo, stack, args.nats_url, args.partitions, args.workers,
+                                      args.data_dir, args.alarms_csv)
+        args.nats_url = ward.url
+        print(f"{prog}: ward on {ward.url}: {ward.line()}", flush=True)
+    elif args.demo:
+        endpoints.append(launch.start_demo(args.demo, stack))
+    args.nats_url = args.nats_url or DEFAULT_NATS_URL
+    lower_priority()  # after starting the demo: the workers keep their priority
+    try:
+        reader = open_reader(args, endpoints)
+    except RuntimeError as exc:  # NatsUnavailable: one line naming the URL
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    return run_station(reader, args.fps, args.screenshot, args.duration, prog)
 
 if __name__ == "__main__":
     sys.exit(main())

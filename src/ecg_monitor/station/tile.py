@@ -165,7 +165,8 @@ class PatientTile(QtWidgets.QWidget):
         state = p.state(now)
         qp.setFont(self._small)
         qp.setPen(QtGui.QColor(colors.STATE_COLORS.get(state, colors.DIM_TEXT)))
-        qp.drawText(MARGIN, 36, state)
+        gaps = (p.status.get("continuity") or {}).get("gaps", 0)
+        qp.drawText(MARGIN, 36, state + (f"  gaps {gaps}" if gaps else ""))  # counted by the worker
         qp.setFont(self._big)
         qp.setPen(QtGui.QColor(colors.TRACE))
         hr = p.status.get("heart_rate_bpm")

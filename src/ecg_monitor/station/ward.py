@@ -130,6 +130,21 @@ class Ward:
                 for p in self.patients.values() for a in p.board.alarms.values()]
         return sorted(rows, key=lambda r: (-r.alarm.rank, -r.received))
 
+    def links(self) -> tuple[set[str], dict[str, int]]:
+        """The transport states the workers report, and their lag per partition (messages
+        waiting on the broker), from the patients' latest status."""
+        states, lag = set(), {}
+        for p in self.patients.values():
+            fleet = p.status.get("fleet") or {}
+            if "transport" in fleet:
+                states.add(fleet["transport"])
+            lag.update(fleet.get("lag") or {})
+        return states, lag
+
+    def gaps(self) -> int:
+        """Gaps in the patients' chunk streams, as their workers counted them."""
+        return sum((p.status.get("continuity") or {}).get("gaps", 0) for p in self.patients.values())
+
     def acknowledge(self, patient_id: str) -> int:
         """Acknowledge every shown alarm of one patient; how many changed."""
         patient = self.patients.get(patient_id)

@@ -17,15 +17,16 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from ecg_monitor.gui import colors
 from ecg_monitor.gui.alarm_banner import clock
 from ecg_monitor.gui.alarm_list import AlarmList, state_text
-from ecg_monitor.gui.subscriber import Subscriber
 from ecg_monitor.gui.window import STYLE, LiveView
 from ecg_monitor.station.tile import PatientTile
 from ecg_monitor.station.ward import Ward, WardAlarm
 from ecg_monitor.streamer.messages import Message
+from ecg_monitor.transport.base import EventReader
 
 WARD_COLUMNS = ("Bed", "Priority", "Alarm", "Time", "State")  # no HR: each tile shows the one rate
 DRAIN_BUDGET_S = 0.010
 MAX_ROWS = 200  # rows of the ward alarm list (each board keeps 500 alarms)
+SUMMARY_EVERY = 15  # frames between updates of the summary line (twice a second at 30 fps)
 
 
 class WardAlarmList(AlarmList):
@@ -64,19 +65,20 @@ class WardAlarmList(AlarmList):
 
 
 class StationView(QtWidgets.QMainWindow):
-    """The central station. Feed it with ``apply`` or ``attach(Subscriber)``."""
+    """The central station. Feed it with ``apply`` or ``attach(reader)`` (ZeroMQ or NATS)."""
 
     def __init__(self, fps: float = 30.0) -> None:
         super().__init__()
         self.setWindowTitle("ecg-monitor — central station")
         self.setStyleSheet(STYLE)
         self.ward = Ward()
-        self.subscriber: Subscriber | None = None
+        self.subscriber: EventReader | None = None
         self.tiles: dict[str, PatientTile] = {}
         self.details: dict[str, LiveView] = {}  # open bedside views, by patient
         self.frames = 0
         self.first_message_at: float | None = None  # time.monotonic() of the first patient message
         self._alarm_version = -1
+        self._shown = 0  # alarms shown in the ward list
 
         self.summary = QtWidgets.QLabel("waiting for a fleet worker…")
         self.grid = QtWidgets.QGridLayout()
@@ -107,8 +109,8 @@ class StationView(QtWidgets.QMainWindow):
         self.timer.start(int(round(1000.0 / fps)))
 
     # ------------------------------------------------------------------ data in
-    def attach(self, subscriber: Subscriber) -> None:
-        """Drain this subscriber at the start of every frame; closed with the window."""
+    def attach(self, subscriber: EventReader) -> None:
+        """Drain this reader at the start of every frame; closed with the window."""
         self.subscriber = subscriber
 
     def apply(self, message: Message) -> None:
@@ -178,9 +180,22 @@ class StationView(QtWidgets.QMainWindow):
             self._alarm_version = self.ward.version
             rows = self.ward.alarms()
             self.alarm_list.show_alarms(rows)
-            shown = sum(r.alarm.shown for r in rows)
-            self.summary.setText(f"{len(self.tiles)} patients   ·   {shown} alarms shown"
-                                 f"   ·   click a bed for its full view")
+            self._shown = sum(r.alarm.shown for r in rows)
+        if self.frames % SUMMARY_EVERY == 1:
+            self.summary.setText(self.summary_text())
+
+    def summary_text(self) -> str:
+        """Patients, alarms shown, and the links: this view's, the workers' (with their lag per
+        partition) and the gaps the workers counted, so a broker outage is seen, not hidden."""
+        link = self.subscriber.state() if self.subscriber is not None else "no link"
+        workers, lag = self.ward.links()
+        parts = [f"{len(self.tiles)} patients", f"{self._shown} alarms shown", f"station {link}"]
+        if workers:
+            parts.append("workers " + "/".join(sorted(workers)))
+        if lag:
+            parts.append("lag " + " ".join(f"{k} {v}" for k, v in sorted(lag.items())))
+        parts.append(f"gaps {self.ward.gaps()}")
+        return "   ·   ".join(parts) + "   ·   click a bed for its full view"
 
     def paints(self) -> int:
         """Tile paints so far (what the benchmark divides by time)."""

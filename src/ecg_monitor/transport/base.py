@@ -1,15 +1,18 @@
 """The transport interface: sources send chunk messages, workers receive them and publish results.
 
 Messages are the frames of :mod:`ecg_monitor.streamer.messages` (schema v1), whatever carries
-them. A worker acknowledges a delivery once its results are published, so a broker that keeps
+them; views read workers' results through an :class:`EventReader`. A worker acknowledges a delivery once its results are published, so a broker that keeps
 unacknowledged messages (NATS JetStream) can hand them to another worker if this one dies.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from ecg_monitor.streamer.messages import Message, MessageError, decode
 
 
 def _no_ack() -> None:
@@ -63,6 +66,46 @@ class WorkerLink(ABC):
 
     def state(self) -> str:
         """``connected``, or ``reconnecting`` while a broker is away (results are kept meanwhile)."""
+        return "connected"
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class EventReader(ABC):
+    """The viewing side: workers' results (trace, beats, alarms, status), taken at the start of
+    each frame without ever waiting, under a time budget (the rest waits for the next frame);
+    undecodable messages are counted (``malformed``) and dropped."""
+
+    def __init__(self) -> None:
+        self.malformed = 0
+        self.last_message_at: float | None = None  # time.monotonic() of the latest message
+
+    @abstractmethod
+    def next_frames(self) -> list[bytes] | None:
+        """One queued message's frames, or None when nothing is queued (never waits)."""
+
+    def drain(self, handle: Callable[[Message], None], budget_s: float = 0.006) -> int:
+        """Hand every queued message to ``handle`` until none is left or ``budget_s`` is spent."""
+        deadline = time.perf_counter() + budget_s
+        n = 0
+        while time.perf_counter() < deadline:
+            frames = self.next_frames()
+            if frames is None:
+                break
+            n += 1
+            try:
+                message = decode(frames)
+            except MessageError:
+                self.malformed += 1
+                continue
+            handle(message)
+        if n:
+            self.last_message_at = time.monotonic()
+        return n
+
+    def state(self) -> str:
+        """What the view shows of its own link: ``connected``, or ``reconnecting``."""
         return "connected"
 
     @abstractmethod

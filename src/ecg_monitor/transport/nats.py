@@ -9,6 +9,7 @@ redelivered first, in order; the new worker rebuilds each patient from :meth:`Na
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import queue
 import threading
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 
 from nats.errors import Error as NatsError
 
-from ecg_monitor.transport.base import ChunkSender, Delivery, WorkerLink
+from ecg_monitor.transport.base import ChunkSender, Delivery, EventReader, WorkerLink
 from ecg_monitor.transport.natsclient import (ACK_WAIT_S, GROUP, NS, SAMPLES, NatsClient, NatsUnavailable,
                                              to_frames, to_message)
 
@@ -39,6 +40,43 @@ class NatsChunkSender(ChunkSender):
         self.client.post(f"ecg.{patient}.samples", headers, payload)
         self.client.push()
         return True
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class NatsEventReader(EventReader):
+    """A view's side of the events: every patient's ``trace``, ``beats``, ``alarms`` and ``status``
+    subjects, live (a station that joins late learns the open alarms from the next status), queued
+    by the client's thread in arrival order and taken by the view's frame clock. A view that falls
+    far behind loses its oldest messages, counted in ``dropped``, never the worker's time."""
+
+    KINDS = ("trace", "beats", "alarms", "status")
+
+    def __init__(self, url: str, partitions: int, maxlen: int = 50000) -> None:
+        super().__init__()
+        self.queue: collections.deque[list[bytes]] = collections.deque(maxlen=maxlen)
+        self.dropped = 0
+        self.client = NatsClient(url, partitions)
+        self.client.call(self._subscribe())
+
+    async def _subscribe(self) -> None:
+        for kind in self.KINDS:
+            await self.client.nc.subscribe(f"ecg.*.{kind}", cb=self._on_message)
+
+    async def _on_message(self, msg) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append(to_frames(msg.headers, msg.data))
+
+    def next_frames(self) -> list[bytes] | None:
+        try:
+            return self.queue.popleft()
+        except IndexError:
+            return None
+
+    def state(self) -> str:
+        return "connected" if self.client.nc.is_connected else "reconnecting"
 
     def close(self) -> None:
         self.client.close()

