@@ -18,6 +18,8 @@ import time
 from collections import defaultdict
 
 import nats
+import numpy as np
+import pytest
 
 from ecg_monitor.streamer.messages import decode
 from ecg_monitor.transport.natsclient import EVENTS, to_frames, to_message
@@ -127,14 +129,107 @@ def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anythi
     assert survivor == {f"part-{k}": 0 for k in range(PARTITIONS)}  # holds every partition, nothing waiting
 
 
-def test_unreachable_server_is_one_line_naming_the_url():
+@pytest.mark.parametrize("command", [
+    ["ecg_monitor.workers.cli", "--transport", "nats"],
+    ["ecg_monitor.fleet.cli", "--transport", "nats", "--patients", "2"],
+    ["ecg_monitor.outputs.ward_alarm_log"],
+    ["ecg_monitor.app.cli", "--station"],
+], ids=["worker", "fleet", "alarm-log", "station"])
+def test_unreachable_server_is_one_line_naming_the_url(command):
     from ecg_monitor.transport.server import free_port
     url = f"nats://127.0.0.1:{free_port()}"
-    proc = subprocess.run([sys.executable, "-m", "ecg_monitor.workers.cli", "--transport", "nats", "--nats-url", url],
+    proc = subprocess.run([sys.executable, "-m", *command, "--nats-url", url],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "unreachable" in lines[0], proc.stderr
+
+
+def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_counted():
+    """nats-server SIGKILLed for 2 s under a worker, a fleet of 4 patients and a station reader,
+    then restarted on its store: everyone reconnects and says so, and for each patient every chunk
+    the fleet sent was processed or counted lost (a gap); bad messages on a subject are refused
+    and counted."""
+    from ecg_monitor.streamer.messages import encode
+    from ecg_monitor.transport.nats import NatsEventReader
+
+    def intruder(patient: str) -> tuple[dict, bytes]:
+        return to_message(encode("chunk", {"source": "intruder", "seq": 5, "first_sample": 90, "fs": 360.0,
+                                           "t_source": 0.0, "patient": patient}, np.zeros(18)))
+
+    bad = [("bed01", (None, b"garbage")),  # malformed: no kind, no header
+           ("bed01", intruder("bed02")),  # on bed01's subject, naming bed02: unknown patient
+           ("bed01", intruder("bed01"))]  # a second source for bed01: duplicate patient
+    # bed09: 40 chunks from the test, chunk 12 lost on its way (before the broker), 20-39 after the outage
+    bed09 = [("bed09", to_message(m)) for m in chunk_messages("bed09", patient_signal(9, 40 * 0.05), 18)]
+    ended = encode("source", {"source": "sim-bed09", "state": "ended", "fs": 360.0, "next_sample": 720,
+                              "counters": {"chunks": 40}, "detail": "", "patient": "bed09"})
+    # the bad ones after the outage: one refused just before a crash is redelivered (its ack is lost) and counted again
+    before, after = bed09[:12] + bed09[13:20], bad + bed09[20:] + [("bed09", to_message(ended))]
+
+    async def inject(url: str, messages: list) -> None:
+        nc = await nats.connect(url)
+        for patient, (headers, payload) in messages:
+            await nc.publish(f"ecg.{patient}.samples", payload, headers=headers)
+        await nc.flush()
+        await nc.close()
+
+    with LocalNatsServer() as srv:
+        worker = start_workers(srv.url, [",".join(map(str, range(PARTITIONS)))])[0]
+        fleet = subprocess.Popen([sys.executable, "-m", "ecg_monitor.fleet.cli", "--transport", "nats", "--nats-url",
+                                  srv.url, "--partitions", str(PARTITIONS), "--patients", "4"],
+                                 stderr=subprocess.PIPE, text=True)
+        reader = NatsEventReader(srv.url, PARTITIONS)
+        try:
+            time.sleep(3.0)
+            asyncio.run(inject(srv.url, before))
+            srv.kill()
+            away = set()
+            for _ in range(20):
+                time.sleep(0.1)
+                away.add(reader.state())
+            srv.start()
+            asyncio.run(inject(srv.url, after))
+            time.sleep(4.0)
+            back = reader.state()
+            fleet.send_signal(signal.SIGTERM)
+            assert fleet.wait(20) == 0
+            time.sleep(2.0)  # the sources' ends reach the worker
+            events = asyncio.run(read_all(srv.url))
+        finally:
+            reader.close()
+            for proc in (fleet, worker):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(10)
+    worker_err, fleet_err = worker.stderr.read(), fleet.stderr.read()
+    print(worker_err, fleet_err)
+    assert away == {"reconnecting"} and back == "connected"
+    for err in (worker_err, fleet_err):
+        assert f"NATS {srv.url}: disconnected; reconnecting" in err and "reconnected after" in err, err
+    last = {m["patient"]: m for m in events if m.kind == "status"}
+    assert sorted(last) == ["bed01", "bed02", "bed03", "bed04", "bed09"]
+    for p, st in sorted(last.items()):
+        c, sent = st["continuity"], st["source_counters"]["chunks"]
+        print(f"{p}: sent {sent}, processed {c['chunks'] - c['duplicates']}, repeats cut {c['duplicates']}, "
+              f"lost {c['lost_chunks']} in {c['gaps']} gaps ({c['gap_samples']} samples)")
+        assert st["source_state"] == "ended" and sent >= 40
+        assert c["chunks"] - c["duplicates"] + c["lost_chunks"] == sent, (p, c, sent)  # none lost silently
+        assert (c["gaps"] > 0) == (c["lost_chunks"] > 0) and c["gap_samples"] == 18 * c["lost_chunks"]
+        assert c["restarts"] == 0
+    assert (last["bed09"]["continuity"]["lost_chunks"], last["bed09"]["continuity"]["gaps"]) == (1, 1)
+    fleet_counts = last["bed01"]["fleet"]
+    print("refused:", {k: fleet_counts[k] for k in ("malformed", "unknown_patient", "duplicate_patient")})
+    assert (fleet_counts["malformed"], fleet_counts["unknown_patient"], fleet_counts["duplicate_patient"]) == (1, 1, 1)
+    assert last["bed01"]["continuity"]["foreign"] == 1  # the intruder, refused by bed01's feed
+
+
+async def read_all(url: str) -> list:
+    nc = await nats.connect(url)
+    try:
+        return await read_events(nc)
+    finally:
+        await nc.close()
 
 
 def test_alarm_log_killed_mid_stream_resumes_without_missing_or_doubling_a_row(tmp_path):

@@ -76,7 +76,7 @@ class NatsEventReader(EventReader):
             return None
 
     def state(self) -> str:
-        return "connected" if self.client.nc.is_connected else "reconnecting"
+        return self.client.state()
 
     def close(self) -> None:
         self.client.close()
@@ -212,7 +212,7 @@ class NatsWorkerLink(WorkerLink):
         return {f"part-{k}": self.pending.get(k, 0) for k in sorted(self.pinned)}
 
     def state(self) -> str:
-        return "connected" if self.client.nc.is_connected else "reconnecting"
+        return self.client.state()
 
     def publish(self, patient: str | None, kind: str, frames: list[bytes], msg_id: str | None = None) -> None:
         headers, payload = to_message(frames)

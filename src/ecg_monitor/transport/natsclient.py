@@ -23,6 +23,7 @@ import json
 import socket
 import sys
 import threading
+import time
 from urllib.parse import urlsplit
 
 import nats
@@ -32,6 +33,7 @@ SAMPLES, EVENTS = "ECG_SAMPLES", "ECG_EVENTS"
 GROUP = "workers"
 RETENTION_S = 15 * 60
 ACK_WAIT_S = 0.5
+RECONNECT_WAIT_S = 0.5  # between reconnect attempts (nats-py adds jitter)
 #: > 2 x ACK_WAIT_S (the server notices expired acks up to one ack_wait late) + the workers' pull
 #: expiry (0.3 s: a pull answered just before the kill): a takeover finds all the dead worker's
 #: messages ready to be redelivered, before any newer one, so a patient's chunks stay in order.
@@ -62,6 +64,9 @@ class NatsClient:
 
     def __init__(self, url: str, partitions: int) -> None:
         self.url, self.partitions = url, partitions
+        self.reconnects = 0  # times the connection came back
+        self.down_since: float | None = None  # time.monotonic() the connection was lost
+        self.closing = False
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="nats", daemon=True)
         self.thread.start()
@@ -83,7 +88,8 @@ class NatsClient:
         try:  # a plain probe first: nats-py retries an unreachable server for ever
             socket.create_connection((where.hostname or "127.0.0.1", where.port or 4222), timeout=2).close()
             nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=-1,
-                                    reconnect_time_wait=0.5, error_cb=self._error)
+                                    reconnect_time_wait=RECONNECT_WAIT_S, error_cb=self._error,
+                                    disconnected_cb=self._disconnected, reconnected_cb=self._reconnected)
         except (OSError, NatsError, asyncio.TimeoutError) as exc:
             raise NatsUnavailable(f"NATS server unreachable at {self.url}: {exc or type(exc).__name__}") from None
         v = nc.connected_server_version
@@ -94,9 +100,27 @@ class NatsClient:
         return nc
 
     async def _error(self, exc: Exception) -> None:
-        """Connection trouble mid-run: one line; the client reconnects with back-off and the
-        outbox keeps every result until it can be sent."""
-        print(f"NATS {self.url}: {exc or type(exc).__name__}; reconnecting", file=sys.stderr, flush=True)
+        """Connection trouble: one line, once per outage (not per failed reconnect attempt)."""
+        if self.down_since is None:
+            print(f"NATS {self.url}: {exc or type(exc).__name__}", file=sys.stderr, flush=True)
+
+    async def _disconnected(self) -> None:
+        """The server went away: say so; the client retries every :data:`RECONNECT_WAIT_S` and
+        the outbox keeps every message until it can be sent."""
+        if self.down_since is None and not self.closing:
+            self.down_since = time.monotonic()
+            print(f"NATS {self.url}: disconnected; reconnecting every {RECONNECT_WAIT_S:g} s, "
+                  f"keeping what is to be sent", file=sys.stderr, flush=True)
+
+    async def _reconnected(self) -> None:
+        self.reconnects += 1
+        away = time.monotonic() - self.down_since if self.down_since is not None else 0.0
+        self.down_since = None
+        print(f"NATS {self.url}: reconnected after {away:.1f} s", file=sys.stderr, flush=True)
+
+    def state(self) -> str:
+        """``connected``, or ``reconnecting`` while the server is away."""
+        return "connected" if self.nc.is_connected else "reconnecting"
 
     async def api(self, subject: str, req: dict) -> dict:
         reply = json.loads((await self.nc.request(subject, json.dumps(req).encode(), timeout=5)).data)
@@ -172,6 +196,7 @@ class NatsClient:
         self.call(wait_empty(), timeout + 5)
 
     def close(self) -> None:
+        self.closing = True
         try:
             self.flush(2.0)
         except Exception:  # closing anyway

@@ -33,26 +33,45 @@ def free_port() -> int:
 
 
 class LocalNatsServer:
-    """``with LocalNatsServer() as srv: srv.url``; the store is removed when it stops."""
+    """``with LocalNatsServer() as srv: srv.url``; the store is removed when it stops.
 
-    def __init__(self, port: int | None = None) -> None:
+    ``mqtt=True`` also opens nats-server's MQTT 3.1.1 listener (``srv.mqtt_port``), backed by
+    JetStream, so a device speaking MQTT publishes straight into the ``ecg.<patient>.samples``
+    subjects (MQTT topic ``ecg/<patient>/samples``). Its log goes to ``log`` in the store, never
+    to a pipe nobody reads (a full pipe would stall the server)."""
+
+    def __init__(self, port: int | None = None, mqtt: bool = False) -> None:
         self.port = port or free_port()
+        self.mqtt_port = free_port() if mqtt else None
         self.url = f"nats://127.0.0.1:{self.port}"
         self.store = tempfile.mkdtemp(prefix="ecg-nats-")
-        self.proc = subprocess.Popen([server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js",
-                                      "-sd", self.store], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=runtime.die_with_parent, process_group=0)
+        self.config = Path(self.store) / "nats.conf"
+        self.config.write_text(server_config("127.0.0.1", self.port, Path(self.store) / "js", self.mqtt_port))
+        self.log = Path(self.store) / "log"
+        self.start()
+
+    def start(self) -> None:
+        """Start (or, after :meth:`kill`, restart) the server on the same port and store."""
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen([server_binary(), "-c", str(self.config)], stdout=subprocess.DEVNULL,
+                                         stderr=log, preexec_fn=runtime.die_with_parent, process_group=0)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    err = self.proc.stderr.read().decode(errors="replace") if self.proc.poll() is not None else ""
-                    self.stop()
-                    raise RuntimeError(f"nats-server did not start on {self.url}: {err.strip()}")
-                time.sleep(0.02)
+        for port in (self.port, self.mqtt_port):
+            while port is not None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        err = self.log.read_text(errors="replace").strip().splitlines()[-3:]
+                        self.stop()
+                        raise RuntimeError(f"nats-server did not start on {self.url}: {' | '.join(err)}")
+                    time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL, keeping the store (a crash, for tests of what clients do meanwhile)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -69,3 +88,12 @@ class LocalNatsServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def server_config(host: str, port: int, store: Path, mqtt_port: int | None = None) -> str:
+    """A nats-server configuration: clients on ``port``, JetStream in ``store``, and the MQTT
+    listener on ``mqtt_port`` (MQTT needs a server name and JetStream, which keeps its sessions)."""
+    conf = f'server_name: "ecg-{port}"\nlisten: "{host}:{port}"\njetstream {{ store_dir: "{store}" }}\n'
+    if mqtt_port is not None:
+        conf += f'mqtt {{ listen: "{host}:{mqtt_port}" }}\n'
+    return conf
