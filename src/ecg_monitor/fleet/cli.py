@@ -2,6 +2,7 @@
 
     ecg-monitor-fleet --patients 16 --replay 100,208,213 --data-dir DIR --transport nats --nats-url nats://station:4222
     ecg-monitor-fleet --patients 32 --connect tcp://worker-host:5555        # synthetic patients, ZeroMQ
+    ecg-monitor-fleet --patients 16 --mqtt station:1883                     # as wearables: MQTT into nats-server
 
 Patients are ``bed01``, ``bed02``...: with ``--replay`` they cycle through the records (each
 repeat starts a minute further in); otherwise each is a synthetic device with its own seed.
@@ -41,6 +42,9 @@ def fleet_sources(n: int, records: list[str], data_dir: str | None, stagger_s: f
 
 
 def open_sender(args: argparse.Namespace, stop: runtime.StopFlag) -> ChunkSender:
+    if args.mqtt:
+        from ecg_monitor.transport.mqtt import MqttChunkSender, parse_host_port
+        return MqttChunkSender(*parse_host_port(args.mqtt))
     if args.transport == "nats":
         from ecg_monitor.transport.nats import NatsChunkSender
         return NatsChunkSender(args.nats_url, args.partitions)
@@ -53,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_transport_arguments(parser)
     parser.add_argument("--connect", default="tcp://127.0.0.1:5555", metavar="ENDPOINT", help="zmq: the worker")
+    parser.add_argument("--mqtt", metavar="HOST:PORT",
+                        help="publish as wearables do, MQTT 3.1.1 into nats-server's MQTT listener (not --transport)")
     parser.add_argument("--patients", type=int, default=16)
     parser.add_argument("--replay", default="", metavar="REC,REC", help="records to replay (default: synthetic)")
     parser.add_argument("--data-dir")
@@ -69,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir, args.stagger,
                                 args.synthetic)
         sender = open_sender(args, stop)
-    except (RecordError, RuntimeError) as exc:
+    except (RecordError, RuntimeError, ValueError) as exc:
         print(f"ecg-monitor-fleet: {exc}", file=sys.stderr)
         return 2
     try:

@@ -133,7 +133,7 @@ def _run(args: argparse.Namespace, stack: ExitStack, prog: str) -> int:
         ward = launch.start_nats_ward(args.demo, stack, args.nats_url, args.partitions, args.workers,
                                       args.data_dir, args.alarms_csv)
         args.nats_url = ward.url
-        print(f"{prog}: ward on {ward.url}: {ward.line()}", flush=True)
+        print(f"{prog}: {ward.line()}", flush=True)
     elif args.demo:
         endpoints.append(launch.start_demo(args.demo, stack))
     args.nats_url = args.nats_url or DEFAULT_NATS_URL

@@ -1,8 +1,8 @@
 """The processes behind a station demo, started on this machine and stopped with the window.
 
 ZeroMQ (``ecg-monitor-station --demo N``): one fleet worker and N synthetic patients. NATS
-(``ecg-monitor --station --fleet N --demo``): a nats-server from the wheel (unless a URL is
-given), a pool of workers sharing the partitions, the ward alarm log and N patients, replays
+(``ecg-monitor --station --fleet N --demo``): a nats-server from the wheel with its MQTT listener
+(unless a URL is given), a pool of workers sharing the partitions, the ward alarm log and N patients, replays
 of :data:`DEMO_RECORDS` and synthetic ones when a data folder is found, synthetic otherwise.
 
 Every child runs in its own process group (Ctrl-C reaches the station alone, which stops them in
@@ -32,10 +32,12 @@ class Ward:
     """Where the demo's results can be read, and the children's process ids (what was started)."""
 
     url: str = ""  # NATS server URL, or the ZeroMQ events endpoint
+    mqtt: str = ""  # the local server's MQTT listener, HOST:PORT (none when a URL was given)
     pids: dict[str, list[int]] = field(default_factory=dict)
 
     def line(self) -> str:
-        return ", ".join(f"{name} {' '.join(map(str, p))}" for name, p in self.pids.items())
+        where = self.url + (f" (MQTT {self.mqtt})" if self.mqtt else "")
+        return f"ward on {where}: " + ", ".join(f"{name} {' '.join(map(str, p))}" for name, p in self.pids.items())
 
 
 def start(module: str, args: list[str], stack: ExitStack, niceness: int = 0) -> subprocess.Popen:
@@ -77,9 +79,9 @@ def start_nats_ward(n: int, stack: ExitStack, url: str | None, partitions: int, 
     and the fleet."""
     ward = Ward()
     if url is None:
-        server = LocalNatsServer()
+        server = LocalNatsServer(mqtt=True)
         stack.callback(server.stop)
-        url = server.url
+        url, ward.mqtt = server.url, f"127.0.0.1:{server.mqtt_port}"
         ward.pids["nats-server"] = [server.proc.pid]
     ward.url = url
     common = ["--nats-url", url, "--partitions", str(partitions)]

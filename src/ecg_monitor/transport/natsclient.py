@@ -53,10 +53,18 @@ def to_message(frames: list[bytes]) -> tuple[dict[str, str], bytes]:
 
 
 def to_frames(headers: dict[str, str] | None, data: bytes) -> list[bytes]:
-    """A NATS message -> schema-v1 frames (``decode`` then validates them)."""
+    """A NATS message -> schema-v1 frames (``decode`` then validates them). Without an
+    ``Ecg-Kind`` header (a device publishing over MQTT 3.1.1, which has no headers) the kind is
+    the JSON header's own."""
     head, sep, payload = data.partition(b"\x00")
-    kind = (headers or {}).get("Ecg-Kind", "").encode("ascii", "replace")
-    return [kind, head, payload] if sep else [kind, head]
+    kind = (headers or {}).get("Ecg-Kind")
+    if kind is None:
+        try:
+            kind = str(json.loads(head).get("kind", ""))
+        except (ValueError, AttributeError):  # not a JSON object: decode will say malformed
+            kind = ""
+    kind_frame = kind.encode("ascii", "replace")
+    return [kind_frame, head, payload] if sep else [kind_frame, head]
 
 
 class NatsClient:
