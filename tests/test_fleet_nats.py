@@ -190,8 +190,11 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
                 away.add(reader.state())
             srv.start()
             asyncio.run(inject(srv.url, after))
-            time.sleep(4.0)
+            deadline = time.monotonic() + 10.0  # back-off: 0.5 s, 1 s, 2 s... between attempts
+            while reader.state() != "connected" and time.monotonic() < deadline:
+                time.sleep(0.1)
             back = reader.state()
+            time.sleep(2.0)  # the fleet goes on after the outage
             fleet.send_signal(signal.SIGTERM)
             assert fleet.wait(20) == 0
             time.sleep(2.0)  # the sources' ends reach the worker

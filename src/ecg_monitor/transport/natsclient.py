@@ -33,7 +33,8 @@ SAMPLES, EVENTS = "ECG_SAMPLES", "ECG_EVENTS"
 GROUP = "workers"
 RETENTION_S = 15 * 60
 ACK_WAIT_S = 0.5
-RECONNECT_WAIT_S = 0.5  # between reconnect attempts (nats-py adds jitter)
+RECONNECT_WAIT_S = 0.5  # the first wait between reconnect attempts; doubled per failed attempt
+RECONNECT_MAX_S = 4.0
 #: > 2 x ACK_WAIT_S (the server notices expired acks up to one ack_wait late) + the workers' pull
 #: expiry (0.3 s: a pull answered just before the kill): a takeover finds all the dead worker's
 #: messages ready to be redelivered, before any newer one, so a patient's chunks stay in order.
@@ -108,20 +109,25 @@ class NatsClient:
         return nc
 
     async def _error(self, exc: Exception) -> None:
-        """Connection trouble: one line, once per outage (not per failed reconnect attempt)."""
+        """Connection trouble: one line, once per outage; while the server is away each failed
+        attempt doubles the wait before the next (back-off, up to :data:`RECONNECT_MAX_S`)."""
         if self.down_since is None:
             print(f"NATS {self.url}: {exc or type(exc).__name__}", file=sys.stderr, flush=True)
+        else:
+            options = self.nc.options
+            options["reconnect_time_wait"] = min(2 * options["reconnect_time_wait"], RECONNECT_MAX_S)
 
     async def _disconnected(self) -> None:
         """The server went away: say so; the client retries every :data:`RECONNECT_WAIT_S` and
         the outbox keeps every message until it can be sent."""
         if self.down_since is None and not self.closing:
             self.down_since = time.monotonic()
-            print(f"NATS {self.url}: disconnected; reconnecting every {RECONNECT_WAIT_S:g} s, "
-                  f"keeping what is to be sent", file=sys.stderr, flush=True)
+            print(f"NATS {self.url}: disconnected; reconnecting (back-off {RECONNECT_WAIT_S:g} s to "
+                  f"{RECONNECT_MAX_S:g} s), keeping what is to be sent", file=sys.stderr, flush=True)
 
     async def _reconnected(self) -> None:
         self.reconnects += 1
+        self.nc.options["reconnect_time_wait"] = RECONNECT_WAIT_S
         away = time.monotonic() - self.down_since if self.down_since is not None else 0.0
         self.down_since = None
         print(f"NATS {self.url}: reconnected after {away:.1f} s", file=sys.stderr, flush=True)
