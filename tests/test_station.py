@@ -150,3 +150,34 @@ def test_sweep_repainted_in_slices_looks_like_a_full_repaint(qtbot, station):
     assert slices > 600  # a paint per tile per step
     on_screen = pixels(QtWidgets.QApplication.primaryScreen().grabWindow(station.winId()).toImage())
     assert np.array_equal(on_screen, pixels(station.grab().toImage()))
+
+
+def test_summary_shows_links_lag_per_partition_and_gaps(station):
+    """What a broker outage or a worker falling behind looks like on the station: the workers'
+    transport state and lag per partition from their status, and the gaps they counted."""
+    def status(patient: str, transport: str, lag: dict, gaps: int):
+        return decode(encode("status", {"source": f"sim-{patient}", "worker": "w", "incarnation": 0,
+                                        "source_state": "connected", "samples": 3600,
+                                        "continuity": {"chunks": 200, "gaps": gaps}, "latency_ms": {},
+                                        "fleet": {"transport": transport, "lag": lag}, "patient": patient}))
+
+    class Link:  # the station's own reader, as a NATS reader says it while the server is away
+        def next_frames(self):
+            return None
+
+        def drain(self, handle, budget_s):
+            return 0
+
+        def state(self):
+            return "reconnecting"
+
+        def close(self):
+            pass
+
+    station.attach(Link())
+    station.apply(status("bed01", "reconnecting", {"part-0": 120, "part-2": 0}, 2))
+    station.apply(status("bed02", "connected", {"part-1": 3}, 1))
+    text = station.summary_text()
+    assert "2 patients" in text and "station reconnecting" in text
+    assert "workers connected/reconnecting" in text
+    assert "lag part-0 120 part-1 3 part-2 0" in text and "gaps 3" in text
