@@ -4,6 +4,7 @@
     ecg-monitor-station --transport nats --nats-url nats://station:4222   # every worker on a NATS server
     ecg-monitor-station --demo 16                                         # ZeroMQ worker + 16 synthetic beds
     ecg-monitor-station --transport nats --demo 16                        # nats-server, 2 workers, alarm log, 16 beds
+    ecg-monitor --station --fleet 16 --demo                               # the same (--station means --transport nats)
     ecg-monitor-station --demo 16 --screenshot docs/screenshots/station.png --duration 40
 
 ``--demo N`` starts the processes behind the station on this machine (see
