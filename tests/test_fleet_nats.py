@@ -138,8 +138,8 @@ def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anythi
 def test_unreachable_server_is_one_line_naming_the_url(command):
     from ecg_monitor.transport.server import free_port
     url = f"nats://127.0.0.1:{free_port()}"
-    proc = subprocess.run([sys.executable, "-m", *command, "--nats-url", url],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "-m", *command, "--nats-url", url], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and url in lines[0] and "unreachable" in lines[0], proc.stderr

@@ -12,6 +12,7 @@ import sys
 import time
 
 PY = sys.executable
+OFFSCREEN = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
 
 
 def started_pids(line: str) -> list[int]:
@@ -35,7 +36,7 @@ def test_one_command_ward_shows_16_patients_beating_and_leaves_no_process(tmp_pa
     shot = tmp_path / "station.png"
     proc = subprocess.run([PY, "-m", "ecg_monitor.app.cli", "--station", "--fleet", "16", "--demo",
                            "--screenshot", str(shot), "--duration", "5"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+                          cwd=tmp_path, env=OFFSCREEN, capture_output=True, text=True, timeout=120)
     print(proc.stdout)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -52,7 +53,7 @@ def test_one_command_ward_shows_16_patients_beating_and_leaves_no_process(tmp_pa
 
 def test_ctrl_c_stops_the_whole_ward(tmp_path):
     proc = subprocess.Popen([PY, "-m", "ecg_monitor.app.cli", "--station", "--fleet", "4", "--demo"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=OFFSCREEN, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         pids = started_pids(proc.stdout.readline())
         time.sleep(3.0)
@@ -64,3 +65,12 @@ def test_ctrl_c_stops_the_whole_ward(tmp_path):
             proc.kill()
             proc.wait()
     assert alive(pids) == []
+
+
+def test_no_display_is_one_line_before_anything_starts(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    proc = subprocess.run([PY, "-m", "ecg_monitor.app.cli", "--station", "--fleet", "2", "--demo"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "no display" in lines[0], proc.stderr
+    assert proc.stdout == ""  # no ward was started

@@ -27,16 +27,17 @@ from pathlib import Path
 
 from ecg_monitor import PIPELINE_FS, __version__
 from ecg_monitor.app import control, runtime
-from ecg_monitor.outputs import alarm_log, console
+from ecg_monitor.app.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
 from ecg_monitor.detector import worker
 from ecg_monitor.detector.classifier import ModelError
 from ecg_monitor.detector.pipeline import DetectorPipeline
+from ecg_monitor.gui.system_libs import display_problem
+from ecg_monitor.outputs import alarm_log, console
 from ecg_monitor.replay.records import RecordError, resolve_data_dir
 from ecg_monitor.replay.source import ReplaySource
 from ecg_monitor.streamer import publisher
 from ecg_monitor.streamer.source import Source, SourceError
 from ecg_monitor.streamer.sources import add_source_arguments, open_source
-from ecg_monitor.app.supervisor import STOP_TIMEOUT_S, Child, Supervisor, log
 
 DEFAULT_ALARM_LOG = "ecg-monitor-alarms.csv"
 END_TIMEOUT_S = 60.0  # after the streamer died, wait this long for the subscribers to see the end
@@ -49,15 +50,6 @@ def _live_view():
     except ImportError as exc:
         return None, str(exc)
     return app, ""
-
-
-def _no_display() -> str:
-    """Why no window can open here ('' when one can): then the monitor runs headless."""
-    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
-        return ""
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return ""
-    return "no display: DISPLAY and WAYLAND_DISPLAY are unset"
 
 
 def _run_view(events: str, options, ready) -> int:
@@ -119,7 +111,7 @@ def _subscribers(args: argparse.Namespace, source: Source | None, endpoints: run
     """The alarm log and the user's view (console when headless): what listens to the worker."""
     events = endpoints.events
     app, why = (None, "") if args.headless else _live_view()
-    no_display = _no_display() if app is not None else ""
+    no_display = display_problem() if app is not None else ""
     if no_display:
         if getattr(args, "screenshot", None) is not None:
             os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
@@ -255,7 +247,7 @@ def prepare_outputs(args: argparse.Namespace) -> None:
 
 def check_view(args: argparse.Namespace) -> None:
     """Refuse a live view whose system libraries are missing (Qt would abort in the view)."""
-    if args.headless or _live_view()[0] is None or _no_display():
+    if args.headless or _live_view()[0] is None or display_problem():
         return  # no view, or one that runs headless or offscreen
     from ecg_monitor.gui.system_libs import xcb_problem
 

@@ -24,6 +24,16 @@ CURSOR_LIB = "libxcb-cursor.so.0"
 PACKAGE_EXCEPTIONS = {"libglib-2.0.so.0": "libglib2.0-0"}
 
 
+
+def display_problem() -> str:
+    """Why no window can open here ('' when one can): then the monitor runs headless, and the
+    central station, which is a window, refuses to start."""
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return ""
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return ""
+    return "no display: DISPLAY and WAYLAND_DISPLAY are unset"
+
 def debian_package(soname: str) -> str:
     """The Debian/Ubuntu package that ships ``soname``, by Debian's library naming policy."""
     if soname in PACKAGE_EXCEPTIONS:

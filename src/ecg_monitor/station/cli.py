@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ecg_monitor.gui.app import exec_watched, lower_priority, quiet_qt_messages
+from ecg_monitor.gui.system_libs import display_problem
 from ecg_monitor.station import launch
 from ecg_monitor.transport.base import EventReader
 from ecg_monitor.workers.cli import add_transport_arguments
@@ -119,6 +120,11 @@ def main(argv: list[str] | None = None, prog: str = "ecg-monitor-station") -> in
     parser.add_argument("--duration", type=float, default=30.0, metavar="SEC",
                         help="seconds of data before the screenshot (default 30)")
     args = parser.parse_args(argv)
+    problem = display_problem()
+    if problem:
+        print(f"{prog}: error: {problem}; the station is a window (run it where one can open, or with "
+              f"QT_QPA_PLATFORM=offscreen --screenshot PATH)", file=sys.stderr)
+        return 2
     for sig in (signal.SIGINT, signal.SIGTERM):  # run_station takes them over once Qt runs
         signal.signal(sig, _stopped)
     try:
