@@ -134,7 +134,8 @@ def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anythi
     ["ecg_monitor.fleet.cli", "--transport", "nats", "--patients", "2"],
     ["ecg_monitor.outputs.ward_alarm_log"],
     ["ecg_monitor.app.cli", "--station"],
-], ids=["worker", "fleet", "alarm-log", "station"])
+    ["ecg_monitor.app.cli", "--station", "--fleet", "2", "--demo"],  # checked before the ward's processes start
+], ids=["worker", "fleet", "alarm-log", "station", "station-ward"])
 def test_unreachable_server_is_one_line_naming_the_url(command):
     from ecg_monitor.transport.server import free_port
     url = f"nats://127.0.0.1:{free_port()}"
@@ -181,7 +182,12 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
                                  stderr=subprocess.PIPE, text=True)
         reader = NatsEventReader(srv.url, PARTITIONS)
         try:
-            time.sleep(3.0)
+            seen: set[str] = set()  # every patient's results on the station reader: the fleet streams
+            deadline = time.monotonic() + 30.0
+            while len(seen) < 4 and time.monotonic() < deadline:
+                reader.drain(lambda m: seen.add(m.header.get("patient")), 0.05)
+                time.sleep(0.05)
+            time.sleep(1.0)
             asyncio.run(inject(srv.url, before))
             srv.kill()
             away = set()

@@ -16,8 +16,6 @@ import csv
 import sys
 from pathlib import Path
 
-from nats.errors import TimeoutError as NatsTimeout
-
 from ecg_monitor.app import runtime
 from ecg_monitor.outputs.alarm_log import COLUMNS, AlarmCsv, alarm_row
 from ecg_monitor.streamer.messages import MessageError, decode
@@ -40,13 +38,23 @@ def logged(path: Path) -> set[tuple[str, ...]]:
         return {row_key(r) for r in csv.DictReader(f)}
 
 
-async def follow(client: NatsClient, log: AlarmCsv, stop: runtime.StopFlag) -> None:
-    seen = logged(log.path)
-    sub = await client.js.pull_subscribe("ecg.*.alarms", durable=DURABLE, stream=EVENTS)
+async def subscribe(client: NatsClient, stop: runtime.StopFlag):
+    """The durable consumer, asked again while the server is slow to answer (a busy machine)."""
     while not stop:
         try:
+            return await client.js.pull_subscribe("ecg.*.alarms", durable=DURABLE, stream=EVENTS)
+        except TimeoutError:  # nats-py raises its own and asyncio's
+            await asyncio.sleep(0.5)
+    return None
+
+
+async def follow(client: NatsClient, log: AlarmCsv, stop: runtime.StopFlag) -> None:
+    seen = logged(log.path)
+    sub = await subscribe(client, stop)
+    while sub is not None and not stop:
+        try:
             msgs = await sub.fetch(100, timeout=0.5)
-        except NatsTimeout:
+        except TimeoutError:  # nothing came (nats-py raises its own and asyncio's)
             continue
         for msg in msgs:
             try:

@@ -18,12 +18,12 @@ saves a PNG after ``--duration`` seconds of data and exits; it works offscreen
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from ecg_monitor.app import runtime
 from ecg_monitor.gui.app import exec_watched, lower_priority, quiet_qt_messages
 from ecg_monitor.gui.system_libs import display_problem
 from ecg_monitor.station import launch
@@ -32,14 +32,6 @@ from ecg_monitor.workers.cli import add_transport_arguments
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
-
-
-class Stopped(Exception):
-    """SIGINT or SIGTERM before the window's event loop runs: unwind, stopping what was started."""
-
-
-def _stopped(signum: int, frame: object) -> None:
-    raise Stopped(signum)
 
 
 def open_reader(args: argparse.Namespace, endpoints: list[str]) -> EventReader:
@@ -51,7 +43,7 @@ def open_reader(args: argparse.Namespace, endpoints: list[str]) -> EventReader:
 
 
 def run_station(reader: EventReader, fps: float, screenshot: Path | None, duration_s: float,
-                prog: str = "ecg-monitor-station") -> int:
+                stop: runtime.StopFlag, prog: str = "ecg-monitor-station") -> int:
     import pyqtgraph as pg
 
     from ecg_monitor.station.window import StationView
@@ -59,21 +51,19 @@ def run_station(reader: EventReader, fps: float, screenshot: Path | None, durati
     app = pg.mkQApp("ecg-monitor-station")
     quiet_qt_messages()
     result = {"rc": 0}
-
-    def on_signal(signum: int, frame: object) -> None:  # run by the watcher's ticks; the demo then stops
-        result["rc"] = 128 + signum
-        app.quit()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     view = StationView(fps=fps)
     view.attach(reader)
     view.show()
     started = time.monotonic()
 
-    def check() -> None:
-        first = view.first_message_at
+    def check() -> None:  # every 100 ms, so a stop asked for by a signal is seen within 0.1 s
+        if stop:
+            result["rc"] = stop.exit_code
+            app.quit()
+            return
         if screenshot is None:
             return
+        first = view.first_message_at
         if first is not None and time.monotonic() - first >= duration_s:
             result["rc"] = save_screenshot(view, screenshot, prog)
             app.quit()
@@ -125,32 +115,38 @@ def main(argv: list[str] | None = None, prog: str = "ecg-monitor-station") -> in
         print(f"{prog}: error: {problem}; the station is a window (run it where one can open, or with "
               f"QT_QPA_PLATFORM=offscreen --screenshot PATH)", file=sys.stderr)
         return 2
-    for sig in (signal.SIGINT, signal.SIGTERM):  # run_station takes them over once Qt runs
-        signal.signal(sig, _stopped)
-    try:
-        with ExitStack() as stack:
-            return _run(args, stack, prog)
-    except Stopped as stop:
-        return 128 + stop.args[0]
+    # a signal only sets the flag (an exception raised in a handler could land inside a Qt
+    # callback, which swallows it); start-up checks it between steps, the window every 0.1 s
+    stop = runtime.StopFlag(child=False, name="ecg-station")
+    with ExitStack() as stack:
+        return _run(args, stack, prog, stop)
 
 
-def _run(args: argparse.Namespace, stack: ExitStack, prog: str) -> int:
+def _run(args: argparse.Namespace, stack: ExitStack, prog: str, stop: runtime.StopFlag) -> int:
     endpoints = args.endpoint or []
-    if args.demo and args.transport == "nats":
-        ward = launch.start_nats_ward(args.demo, stack, args.nats_url, args.partitions, args.workers,
-                                      args.data_dir, args.alarms_csv)
-        args.nats_url = ward.url
-        print(f"{prog}: {ward.line()}", flush=True)
-    elif args.demo:
-        endpoints.append(launch.start_demo(args.demo, stack))
-    args.nats_url = args.nats_url or DEFAULT_NATS_URL
-    lower_priority()  # after starting the demo: the workers keep their priority
     try:
+        if args.demo and args.transport == "nats":
+            from ecg_monitor.transport.natsclient import probe
+            if args.nats_url is not None:
+                probe(args.nats_url)  # unreachable: one line, nothing started
+            ward = launch.start_server(stack) if args.nats_url is None else launch.Ward(args.nats_url)
+            args.nats_url = ward.url
+            # before the reader: children are forked while this process has no other thread
+            launch.start_nats_ward(ward, args.demo, stack, args.partitions, args.workers, args.data_dir,
+                                   args.alarms_csv)
+            print(f"{prog}: {ward.line()}", flush=True)
+        elif args.demo:
+            endpoints.append(launch.start_demo(args.demo, stack))
+        args.nats_url = args.nats_url or DEFAULT_NATS_URL
         reader = open_reader(args, endpoints)
     except RuntimeError as exc:  # NatsUnavailable: one line naming the URL
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    return run_station(reader, args.fps, args.screenshot, args.duration, prog)
+    if stop:
+        reader.close()
+        return stop.exit_code
+    lower_priority()  # after starting the demo: the workers keep their priority
+    return run_station(reader, args.fps, args.screenshot, args.duration, stop, prog)
 
 if __name__ == "__main__":
     sys.exit(main())

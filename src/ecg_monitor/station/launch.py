@@ -5,9 +5,9 @@ ZeroMQ (``ecg-monitor-station --demo N``): one fleet worker and N synthetic pati
 (unless a URL is given), a pool of workers sharing the partitions, the ward alarm log and N patients, replays
 of :data:`DEMO_RECORDS` and synthetic ones when a data folder is found, synthetic otherwise.
 
-Every child runs in its own process group (Ctrl-C reaches the station alone, which stops them in
-order: sources first, the server last) and is asked by Linux to stop when the station dies, so
-even a killed station leaves no process behind.
+Every child runs in its own process group (Ctrl-C reaches the station alone, which stops them
+all at once, then the server) and is asked by Linux to stop when the station dies, so even a
+killed station leaves no process behind.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,25 +41,37 @@ class Ward:
         return f"ward on {where}: " + ", ".join(f"{name} {' '.join(map(str, p))}" for name, p in self.pids.items())
 
 
-def start(module: str, args: list[str], stack: ExitStack, niceness: int = 0) -> subprocess.Popen:
-    """``python -m module args``: in its own process group, dying with this process, stopped
-    (SIGTERM, then SIGKILL after 5 s) when ``stack`` closes."""
-    def child_setup() -> None:
-        os.nice(niceness)
-        runtime.die_with_parent()
+class Children:
+    """Processes started together and stopped together when ``stack`` closes: SIGTERM to all at
+    once, then up to :data:`STOP_S` for them all, SIGKILL for any still there."""
 
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], preexec_fn=child_setup, process_group=0)
-    stack.callback(stop, proc)
-    return proc
+    STOP_S = 5.0
 
+    def __init__(self, stack: ExitStack) -> None:
+        self.procs: list[subprocess.Popen] = []
+        stack.callback(self.stop)
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    def start(self, module: str, args: list[str], niceness: int = 0) -> int:
+        """``python -m module args`` in its own process group, dying with this process; its pid.
+        Fork only while this process has no other thread (``preexec_fn``)."""
+        def child_setup() -> None:
+            os.nice(niceness)
+            runtime.die_with_parent()
+
+        proc = subprocess.Popen([sys.executable, "-m", module, *args], preexec_fn=child_setup, process_group=0)
+        self.procs.append(proc)
+        return proc.pid
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        deadline = time.monotonic() + self.STOP_S
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def start_demo(n: int, stack: ExitStack, niceness: int = 0) -> str:
@@ -66,36 +79,36 @@ def start_demo(n: int, stack: ExitStack, niceness: int = 0) -> str:
     nice value: the benchmark's load generators yield to the station it measures); the worker's
     event endpoint."""
     chunks, events = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
-    start("ecg_monitor.workers.cli", ["--chunks", chunks, "--events", events], stack, niceness)
-    start("ecg_monitor.fleet.cli", ["--patients", str(n), "--connect", chunks, "--stagger", f"{STAGGER_S:g}"],
-          stack, niceness)
+    children = Children(stack)
+    children.start("ecg_monitor.workers.cli", ["--chunks", chunks, "--events", events], niceness)
+    children.start("ecg_monitor.fleet.cli", ["--patients", str(n), "--connect", chunks, "--stagger",
+                                             f"{STAGGER_S:g}"], niceness)
     return events
 
 
-def start_nats_ward(n: int, stack: ExitStack, url: str | None, partitions: int, workers: int = 2,
-                    data_dir: str | None = None, alarms_csv: Path | None = None) -> Ward:
-    """A NATS ward of ``n`` patients: the server (when ``url`` is None), ``workers`` workers with
-    the partitions dealt out as home partitions (each hot standby for the rest), the alarm log
-    and the fleet."""
-    ward = Ward()
-    if url is None:
-        server = LocalNatsServer(mqtt=True)
-        stack.callback(server.stop)
-        url, ward.mqtt = server.url, f"127.0.0.1:{server.mqtt_port}"
-        ward.pids["nats-server"] = [server.proc.pid]
-    ward.url = url
-    common = ["--nats-url", url, "--partitions", str(partitions)]
+def start_server(stack: ExitStack) -> Ward:
+    """A local nats-server with its MQTT listener, stopped last when ``stack`` closes."""
+    server = LocalNatsServer(mqtt=True)
+    stack.callback(server.stop)
+    return Ward(server.url, f"127.0.0.1:{server.mqtt_port}", {"nats-server": [server.proc.pid]})
+
+
+def start_nats_ward(ward: Ward, n: int, stack: ExitStack, partitions: int, workers: int = 2,
+                    data_dir: str | None = None, alarms_csv: Path | None = None) -> None:
+    """A NATS ward of ``n`` patients on ``ward.url``: ``workers`` workers with the partitions dealt
+    out as home partitions (each hot standby for the rest), the alarm log and the fleet."""
+    common = ["--nats-url", ward.url, "--partitions", str(partitions)]
+    children = Children(stack)  # stopped before the server, which was started first
     for w in range(workers):
         home = ",".join(str(k) for k in range(w, partitions, workers))
-        proc = start("ecg_monitor.workers.cli", ["--transport", "nats", *common, "--home", home], stack)
-        ward.pids.setdefault("workers", []).append(proc.pid)
+        pid = children.start("ecg_monitor.workers.cli", ["--transport", "nats", *common, "--home", home])
+        ward.pids.setdefault("workers", []).append(pid)
     csv = alarms_csv or Path("ecg-monitor-ward-alarms.csv")
-    ward.pids["alarm-log"] = [start("ecg_monitor.outputs.ward_alarm_log", [*common, "--csv", str(csv)], stack).pid]
+    ward.pids["alarm-log"] = [children.start("ecg_monitor.outputs.ward_alarm_log", [*common, "--csv", str(csv)])]
     fleet = ["--transport", "nats", *common, "--patients", str(n), "--stagger", f"{STAGGER_S:g}"]
     folder = resolve_data_dir(data_dir)
     if folder is not None and folder.is_dir():
         replays = n - n // 2
         fleet += ["--replay", ",".join(DEMO_RECORDS[: min(replays, len(DEMO_RECORDS))]), "--data-dir",
                   str(folder.resolve()), "--synthetic", str(n - replays)]
-    ward.pids["fleet"] = [start("ecg_monitor.fleet.cli", fleet, stack).pid]
-    return ward
+    ward.pids["fleet"] = [children.start("ecg_monitor.fleet.cli", fleet)]

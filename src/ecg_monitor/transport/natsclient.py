@@ -68,6 +68,16 @@ def to_frames(headers: dict[str, str] | None, data: bytes) -> list[bytes]:
     return [kind_frame, head, payload] if sep else [kind_frame, head]
 
 
+def probe(url: str) -> None:
+    """Raise :class:`NatsUnavailable` naming ``url`` when nothing listens there (a plain TCP
+    connection: no thread, no client, so a caller may fork right after)."""
+    where = urlsplit(url)
+    try:
+        socket.create_connection((where.hostname or "127.0.0.1", where.port or 4222), timeout=2).close()
+    except OSError as exc:
+        raise NatsUnavailable(f"NATS server unreachable at {url}: {exc or type(exc).__name__}") from None
+
+
 class NatsClient:
     """A nats-py connection on its own event-loop thread, with an ordered outbox."""
 
@@ -93,9 +103,8 @@ class NatsClient:
         return asyncio.Queue()
 
     async def _connect(self):
-        where = urlsplit(self.url)
-        try:  # a plain probe first: nats-py retries an unreachable server for ever
-            socket.create_connection((where.hostname or "127.0.0.1", where.port or 4222), timeout=2).close()
+        probe(self.url)  # nats-py would retry an unreachable server for ever
+        try:
             nc = await nats.connect(self.url, connect_timeout=2, max_reconnect_attempts=-1,
                                     reconnect_time_wait=RECONNECT_WAIT_S, error_cb=self._error,
                                     disconnected_cb=self._disconnected, reconnected_cb=self._reconnected)
