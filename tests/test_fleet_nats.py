@@ -187,8 +187,13 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
             while len(seen) < 4 and time.monotonic() < deadline:
                 reader.drain(lambda m: seen.add(m.header.get("patient")), 0.05)
                 time.sleep(0.05)
-            time.sleep(1.0)
             asyncio.run(inject(srv.url, before))
+            done = {}  # bed09's chunks the worker reports done: a server killed before it stores
+            deadline = time.monotonic() + 30.0  # what it was sent would lose them (counted nowhere)
+            while done.get("chunks", 0) < 19 and time.monotonic() < deadline:
+                reader.drain(lambda m: m.kind == "status" and m["patient"] == "bed09"
+                             and done.update(m["continuity"]), 0.05)
+                time.sleep(0.05)
             srv.kill()
             away = set()
             for _ in range(20):
