@@ -15,6 +15,7 @@ import zmq
 
 from ecg_monitor.app import runtime
 from ecg_monitor.streamer.messages import MessageError, decode, encode
+from ecg_monitor.transport.base import Delivery
 from ecg_monitor.transport.zeromq import ZmqChunkSender, ZmqWorkerLink
 from ecg_monitor.workers.fleet import FleetWorker
 from fleet_helpers import chunk_messages, ended_message, patient_signal, reference
@@ -128,3 +129,21 @@ def test_patient_is_an_additive_field_of_schema_v1():
     assert decode(encode("beats", {**header, "patient": "bed01"}))["patient"] == "bed01"
     with pytest.raises(MessageError, match="patient"):
         encode("beats", {**header, "patient": 7})
+
+
+def test_a_refused_message_the_broker_hands_out_again_is_counted_once(tmp_path):
+    """A broker that lost an ack (NATS after a crash) delivers a refused message again: it is
+    acknowledged again but not counted again, so the counts say how many bad messages came."""
+    acks = []
+    link = ZmqWorkerLink(f"ipc://{tmp_path}/chunks", f"ipc://{tmp_path}/events")
+    try:
+        worker = FleetWorker(link, roster=frozenset({"bed00"}), single=False)
+        stranger = encode("chunk", {"source": "s", "seq": 0, "first_sample": 0, "fs": 360.0,
+                                    "t_source": 0.0, "patient": "bed99"}, [0.0] * 18)
+        for again in (False, True, True):
+            worker.handle_all([Delivery([b"garbage"], lambda: acks.append("malformed"), redelivered=again),
+                               Delivery(stranger, lambda: acks.append("unknown"), redelivered=again)])
+    finally:
+        link.close()
+    assert (worker.counters.malformed, worker.counters.unknown_patient) == (1, 1)
+    assert acks.count("malformed") == acks.count("unknown") == 3

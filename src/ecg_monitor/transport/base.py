@@ -27,6 +27,7 @@ class Delivery:
     ack: Callable[[], None] = field(default=_no_ack)
     subject_patient: str | None = None  # the patient its subject names (None: not from a subject)
     handle: object = None  # the broker's own message, for ``WorkerLink.history``
+    redelivered: bool = False  # handed out before (its ack was lost): a refusal is not counted twice
 
 
 class ChunkSender(ABC):

@@ -185,7 +185,8 @@ class NatsWorkerLink(WorkerLink):
                 with self.lock:
                     self.unacked[msg.reply] = time.monotonic()
                 self.inbox.put(Delivery(to_frames(msg.headers, msg.data), self._acker(msg.reply),
-                                        msg.subject.rsplit(".", 1)[-1], msg))
+                                        msg.subject.rsplit(".", 1)[-1], msg,
+                                        redelivered=msg.metadata.num_delivered > 1))
         await sub.unsubscribe()
 
     def _acker(self, reply: str):

@@ -121,14 +121,13 @@ class FleetWorker:
 
     # ------------------------------------------------------------------ input
     def _patient(self, msg: Message, delivery: Delivery) -> str | None | bool:
-        """The feed key of a message, or False when refused (counted)."""
+        """The feed key of a message, or False when its patient is unknown (refused)."""
         patient = msg.header.get("patient")
         if patient is None and delivery.subject_patient is None and None in self.feeds:
             return None
         if (not isinstance(patient, str) or not PATIENT_ID.match(patient)
                 or (delivery.subject_patient is not None and patient != delivery.subject_patient)
                 or (self.roster is not None and patient not in self.roster)):
-            self.counters.unknown_patient += 1
             return False
         return patient
 
@@ -152,16 +151,21 @@ class FleetWorker:
         feed.muted = False
 
     def _accept(self, delivery: Delivery) -> tuple[str | None, Message] | None:
-        """The feed key and message of a delivery, or None when it is refused (counted, acked)."""
+        """The feed key and message of a delivery, or None when it is refused (acked; counted
+        once, not again when the broker hands the same message out after a lost ack)."""
         try:
             msg = decode(delivery.frames)
         except MessageError:
-            self.counters.malformed += 1
+            refused = "malformed"
         else:
             if msg.kind not in ("chunk", "source"):
-                self.counters.foreign += 1
+                refused = "foreign"
             elif (patient := self._patient(msg, delivery)) is not False:
                 return patient, msg
+            else:
+                refused = "unknown_patient"
+        if not delivery.redelivered:
+            setattr(self.counters, refused, getattr(self.counters, refused) + 1)
         delivery.ack()
         return None
 
