@@ -33,6 +33,7 @@ import numpy as np
 
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.filters import (
+    GapHold,
     StreamingFIR,
     StreamingSOS,
     delay_samples,
@@ -57,6 +58,7 @@ class DetectorConfig:
     rr_high_ratio: float = 1.16
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
+    irregular_ratio: float = 0.5
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
@@ -109,7 +111,7 @@ class PanTompkinsDetector:
         self._qrs_buf = RingBuffer(cap)
         self._der_buf = RingBuffer(cap)
         self.valid = RingBuffer(cap, dtype=np.bool_)
-        self._hold_value = 0.0
+        self._hold = GapHold()
         self._tail = np.zeros(0)  # last two integrated samples, to find peaks across chunks
         self.n = 0  # samples received
         self.last_display = np.zeros(0)  # display-band output of the last update()
@@ -151,10 +153,7 @@ class PanTompkinsDetector:
     def _update_block(self, x: np.ndarray) -> np.ndarray:
         """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
         valid = np.isfinite(x)
-        if not valid.all():
-            x = self._hold_gaps(x, valid)
-        else:
-            self._hold_value = float(x[-1])
+        x = self._hold.fill(x)
         n0 = self.n
         shown = self._display.update(x)
         self.display.extend(shown)
@@ -174,17 +173,6 @@ class PanTompkinsDetector:
         if not valid.all():
             shown = np.where(valid, shown, np.nan)  # show a gap as a gap
         return shown
-
-    def _hold_gaps(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Replace missing samples by the last valid value so the filters do not blow up."""
-        x = x.copy()
-        idx = np.where(valid, np.arange(x.size), -1)
-        np.maximum.accumulate(idx, out=idx)
-        before = idx < 0
-        x[before] = self._hold_value
-        x[~before] = x[idx[~before]]
-        self._hold_value = float(x[-1])
-        return x
 
     # ------------------------------------------------------------------ event loop
     def _run(self, new_peaks: list[_Peak]) -> None:
@@ -253,7 +241,7 @@ class PanTompkinsDetector:
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)
         if self._irregular():
-            thr_i, thr_f = 0.5 * thr_i, 0.5 * thr_f
+            thr_i, thr_f = self.cfg.irregular_ratio * thr_i, self.cfg.irregular_ratio * thr_f
         return thr_i, max(thr_f, self.cfg.min_qrs_mv)
 
     def _irregular(self) -> bool:
