@@ -27,7 +27,7 @@ integrator peak, less that filter's group delay, where annotators put the R wave
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -58,7 +59,9 @@ class DetectorConfig:
     rr_high_ratio: float = 1.16
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
-    irregular_ratio: float = 0.5
+    noisy_threshold_ratio: float = 0.25  # threshold_ratio while the signal is judged noisy
+    crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
+    crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
@@ -115,6 +118,12 @@ class PanTompkinsDetector:
         self._tail = np.zeros(0)  # last two integrated samples, to find peaks across chunks
         self.n = 0  # samples received
         self.last_display = np.zeros(0)  # display-band output of the last update()
+        self.quality = BlockQualityStream(self.fs, s(QUALITY_BLOCK_S))
+        self.last_quality: list[JudgedBlock] = []  # blocks judged during the last update()
+        self._unreadable: deque[tuple[int, bool]] = deque(maxlen=4)  # (block end, unreadable)
+        self._blocks: deque[JudgedBlock] = deque()  # judged on the raw signal, awaiting their end
+        self._strong: deque[int] = deque()  # peaks that cleared the threshold, recent ones
+        self._crowd_window = s(cfg.crowd_window_s)
 
         self._held: _Peak | None = None
         self._candidates: deque[_Peak] = deque()  # noise peaks since the last QRS (search-back)
@@ -135,6 +144,7 @@ class PanTompkinsDetector:
     def update(self, chunk: np.ndarray) -> list[Beat]:
         """Consume samples (mV; NaN marks a gap) and return the beats decided meanwhile."""
         x = np.asarray(chunk, dtype=np.float64).ravel()
+        self.last_quality = []
         shown = [self._update_block(x[i : i + self._block]) for i in range(0, x.size, self._block)]
         self.last_display = np.concatenate(shown) if shown else np.zeros(0)
         out, self._out = self._out, []
@@ -152,6 +162,7 @@ class PanTompkinsDetector:
 
     def _update_block(self, x: np.ndarray) -> np.ndarray:
         """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
+        self._blocks.extend(self.quality.update(x))
         valid = np.isfinite(x)
         x = self._hold.fill(x)
         n0 = self.n
@@ -189,6 +200,8 @@ class PanTompkinsDetector:
                 times.append((deadline, 2))
             if not self._learnt:
                 times.append((self._learn_until, 3))
+            if self._blocks:
+                times.append((self._blocks[0].stop, 4))
             if not times:
                 return
             t, kind = min(times)
@@ -202,8 +215,25 @@ class PanTompkinsDetector:
                 self._decide(peak, t)
             elif kind == 2:
                 self._search_back(t)
-            else:
+            elif kind == 3:
                 self._finish_learning(t)
+            else:
+                self._close_block(t)
+
+    def _close_block(self, t: int) -> None:
+        """A quality block ends: add the detector's own evidence to the raw verdict.
+
+        Noise shows as more peaks clearing the threshold than the rhythm has beats.
+        """
+        j = self._blocks.popleft()
+        while self._strong and self._strong[0] <= t - self._crowd_window:
+            self._strong.popleft()
+        if self._rr2 and not j.quality.unreadable:
+            expected = self._crowd_window / self._rr2_mean
+            if len(self._strong) > self.cfg.crowd_ratio * expected + 1:
+                j = replace(j, quality=replace(j.quality, noisy=True, crowded=True))
+        self.last_quality.append(j)
+        self._unreadable.append((j.stop, j.quality.unreadable))
 
     def _offer(self, peak: _Peak) -> None:
         """A new integrator peak: keep the largest one within the refractory period."""
@@ -236,12 +266,18 @@ class PanTompkinsDetector:
         return max(0, lo + int(np.argmax(np.abs(seg))) - self._display_delay)
 
     # ------------------------------------------------------------------ thresholds
-    def _thresholds(self) -> tuple[float, float]:
-        r = self.cfg.threshold_ratio
+    def _noisy(self, t: int) -> bool:
+        """Whether the last quality block finished by time ``t`` was unreadable."""
+        return next((bad for stop, bad in reversed(self._unreadable) if stop <= t), False)
+
+    def _thresholds(self, t: int) -> tuple[float, float]:
+        """Detection thresholds at time ``t``: higher, and never halved, while the signal is noisy."""
+        noisy = self._noisy(t)
+        r = self.cfg.noisy_threshold_ratio if noisy else self.cfg.threshold_ratio
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)
-        if self._irregular():
-            thr_i, thr_f = self.cfg.irregular_ratio * thr_i, self.cfg.irregular_ratio * thr_f
+        if not noisy and self._irregular():
+            thr_i, thr_f = 0.5 * thr_i, 0.5 * thr_f
         return thr_i, max(thr_f, self.cfg.min_qrs_mv)
 
     def _irregular(self) -> bool:
@@ -291,7 +327,9 @@ class PanTompkinsDetector:
 
     def _judge(self, peak: _Peak, t: int) -> None:
         """Classify a described peak as QRS or noise (time ``t``)."""
-        thr_i, thr_f = self._thresholds()
+        thr_i, thr_f = self._thresholds(t)
+        if peak.mwi > thr_i:
+            self._strong.append(peak.index)
         if peak.mwi > thr_i and peak.filtered > thr_f and self._plausible(peak):
             self._accept(peak, t, search_back=False)
             return
@@ -342,7 +380,7 @@ class PanTompkinsDetector:
 
     def _search_back(self, t: int) -> None:
         """No QRS for 166 % of the RR average: take the best kept peak above half threshold."""
-        thr_i, thr_f = self._thresholds()
+        thr_i, thr_f = self._thresholds(t)
         h = self.cfg.search_back_ratio
         best = None
         for p in self._candidates:

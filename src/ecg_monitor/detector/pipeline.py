@@ -13,7 +13,7 @@ from ecg_monitor.detector.beats import UNCLASSIFIED, Beat
 from ecg_monitor.detector.classifier import BeatClassifier, shipped_classifier
 from ecg_monitor.detector.features import BeatFeatureExtractor
 from ecg_monitor.detector.pantompkins import DetectorConfig, PanTompkinsDetector
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock
+from ecg_monitor.detector.quality import JudgedBlock
 
 #: ``classifier`` value that loads the packaged int8 model.
 SHIPPED = "shipped"
@@ -56,7 +56,6 @@ class DetectorPipeline:
             if self.classifier.spec.fs != fs:
                 raise ValueError(f"the beat classifier works at {self.classifier.spec.fs} Hz, the pipeline at {fs} Hz")
             self.features = BeatFeatureExtractor(self.classifier.spec)
-        self.quality = BlockQualityStream(fs, int(round(QUALITY_BLOCK_S * fs)))
         self._judged: deque[JudgedBlock] = deque(maxlen=8)  # the last blocks judged, for beats
 
     @property
@@ -69,7 +68,7 @@ class DetectorPipeline:
         filtered = self.detector.last_display
         if self.features is not None:
             beats = self.classifier.classify(self.features.update(chunk, filtered, beats))
-        judged = self.quality.update(chunk)
+        judged = self.detector.last_quality
         self._judged.extend(judged)
         return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats), quality=judged)
 

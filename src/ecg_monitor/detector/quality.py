@@ -38,10 +38,10 @@ class QualityConfig:
     clip_fraction: float = 0.2  # ...when they make up this much of the block
     hf_noise_mv: float = 0.06  # median |second difference|: 0.01-0.02 mV in clean ECG at 360 Hz
     window_s: float = 2.0  # look-back of the noise ratio
-    noise_ratio: float = 0.12  # noise_ratio above this: noisy (2 % of clean MIT-BIH time)
+    noise_ratio: float = 0.10  # noise_ratio above this: noisy
     clean_shape: float = 0.07  # median/max of a 2-s window below this looks like clean ECG
     size_windows: int = 20  # clean windows whose maxima give the QRS size
-    rhythm_lags_s: tuple[float, float] = (0.15, 1.0)  # cycle lengths of a rapid rhythm (60-400 /min)
+    rhythm_lags_s: tuple[float, float] = (0.15, 0.6)  # cycle lengths of a rapid rhythm (100-400 /min)
     rhythm_corr: float = 0.6  # QRS-band autocorrelation above this at such a lag: a rhythm, not noise
 
 
@@ -54,6 +54,7 @@ class BlockQuality:
     saturated: bool = False
     noisy: bool = False
     noise_ratio: float = 0.0  # QRS-band noise / QRS size over the last 2 s (0 = clean)
+    crowded: bool = False  # noisy because more QRS-like peaks came than the rhythm has beats
 
     @property
     def unusable(self) -> bool:
