@@ -60,6 +60,7 @@ class DetectorConfig:
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
     noisy_threshold_ratio: float = 0.25  # threshold_ratio while the signal is judged noisy
+    step_mv: float = 2.5  # raw level this different before and after a peak: a baseline step
     crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
     crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
@@ -113,6 +114,9 @@ class PanTompkinsDetector:
         self.display = RingBuffer(cap)  # 0.5-40 Hz ECG, also used by the classifier and the view
         self._qrs_buf = RingBuffer(cap)
         self._der_buf = RingBuffer(cap)
+        self._raw = RingBuffer(cap)  # input, gaps held
+        self._level_before = (s(0.35), s(0.22))  # before an integrator peak: ahead of its QRS
+        self._level_after = s(0.15)  # after it: the ST segment
         self.valid = RingBuffer(cap, dtype=np.bool_)
         self._hold = GapHold()
         self._tail = np.zeros(0)  # last two integrated samples, to find peaks across chunks
@@ -173,6 +177,7 @@ class PanTompkinsDetector:
         m = self._integ.update(d * d)
         self._qrs_buf.extend(q)
         self._der_buf.extend(d)
+        self._raw.extend(x)
         self.valid.extend(valid)
         self.n += x.size
 
@@ -257,8 +262,17 @@ class PanTompkinsDetector:
             rise > ratio * fall and fall > ratio * rise and abs(up - down) < self._bls_pair
         )
         v = self.valid.get(max(peak.index - self._mwi_len, self.valid.start), hi)
-        if not v.all():
-            peak.is_shift = True  # a gap edge is not a QRS
+        if not v.all() or self._stepped(peak.index):
+            peak.is_shift = True  # a gap edge or a baseline step is not a QRS
+
+    def _stepped(self, i: int) -> bool:
+        """Whether the raw level after the peak is far from the level before its QRS."""
+        lo = max(i - self._level_before[0], self._raw.start)
+        hi = min(i + self._level_after, self._raw.end)
+        if lo >= i - self._level_before[1] or hi <= i:
+            return False
+        before = np.median(self._raw.get(lo, i - self._level_before[1]))
+        return bool(abs(np.median(self._raw.get(i, hi)) - before) > self.cfg.step_mv)
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -56,7 +55,7 @@ class DetectorPipeline:
             if self.classifier.spec.fs != fs:
                 raise ValueError(f"the beat classifier works at {self.classifier.spec.fs} Hz, the pipeline at {fs} Hz")
             self.features = BeatFeatureExtractor(self.classifier.spec)
-        self._judged: deque[JudgedBlock] = deque(maxlen=8)  # the last blocks judged, for beats
+        self._last_block: JudgedBlock | None = None  # judged in an earlier update
 
     @property
     def samples_seen(self) -> int:
@@ -69,14 +68,20 @@ class DetectorPipeline:
         if self.features is not None:
             beats = self.classifier.classify(self.features.update(chunk, filtered, beats))
         judged = self.detector.last_quality
-        self._judged.extend(judged)
-        return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats), quality=judged)
+        return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats, judged), quality=judged)
 
-    def _never_guess(self, beats: list[Beat]) -> list[Beat]:
-        """Label Q the beats given out while the last block judged by then was unreadable."""
+    def _never_guess(self, beats: list[Beat], judged: list[JudgedBlock]) -> list[Beat]:
+        """Label Q the beats given out while the last block judged by then was unreadable.
+
+        Beats of later updates are given out after every block judged so far, so only the
+        latest block of earlier updates is kept.
+        """
+        blocks = ([self._last_block] if self._last_block is not None else []) + judged
+        if judged:
+            self._last_block = judged[-1]
         out = []
         for b in beats:
-            last = next((j for j in reversed(self._judged) if j.stop <= b.emitted_at), None)
+            last = next((j for j in reversed(blocks) if j.stop <= b.emitted_at), None)
             if last is not None and last.quality.unreadable and b.label != UNCLASSIFIED:
                 b = replace(b, label=UNCLASSIFIED, probabilities=None)
             out.append(b)
@@ -90,7 +95,7 @@ class DetectorPipeline:
         beats = self.detector.flush()
         if self.features is not None:
             beats = self.classifier.classify(self.features.flush(beats))
-        return self._never_guess(beats)
+        return self._never_guess(beats, [])
 
 
 def stream_signal(

@@ -33,7 +33,8 @@ QUALITY_BLOCK_S = 0.5
 class QualityConfig:
     min_valid: float = 0.5  # a block with fewer valid samples is "missing"
     flat_mv: float = 0.02  # peak-to-peak below this is a flat line
-    rail_jump_mv: float = 2.0  # a flat line this far from the recent level is a saturated amplifier
+    rail_jump_mv: float = 2.0  # a flat line this far from the recent level is a saturated amplifier,
+    # a block this far from the last one a baseline step (noisy)
     clip_run_s: float = 0.03  # identical samples at the block's extreme this long look clipped...
     clip_fraction: float = 0.2  # ...when they make up this much of the block
     hf_noise_mv: float = 0.06  # median |second difference|: 0.01-0.02 mV in clean ECG at 360 Hz
@@ -113,8 +114,10 @@ class QualityJudge:
         clipped = sum(int(r[r >= self._clip_run].sum()) for r in (_runs_at(x, lo), _runs_at(x, hi)))
         if clipped >= cfg.clip_fraction * x.size:
             return BlockQuality(saturated=True)
-        self._level = float(np.median(x))
-        return BlockQuality(noisy=float(np.median(np.abs(np.diff(x, 2)))) > cfg.hf_noise_mv)
+        level, last = float(np.median(x)), self._level
+        self._level = level
+        stepped = last is not None and abs(level - last) > cfg.rail_jump_mv  # baseline step
+        return BlockQuality(noisy=stepped or float(np.median(np.abs(np.diff(x, 2)))) > cfg.hf_noise_mv)
 
     def _noise_ratio(self, raw: np.ndarray, learn: bool) -> float:
         """Median |QRS band| over the last 2 s against the QRS size learnt from clean windows
