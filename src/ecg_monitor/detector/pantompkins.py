@@ -42,7 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -166,13 +166,14 @@ class PanTompkinsDetector:
 
     def _update_block(self, x: np.ndarray) -> np.ndarray:
         """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
-        self._blocks.extend(self.quality.update(x))
+        raw = x
         valid = np.isfinite(x)
         x = self._hold.fill(x)
         n0 = self.n
         shown = self._display.update(x)
         self.display.extend(shown)
         q = self._qrs.update(x)
+        self._blocks.extend(self.quality.update(raw, q))
         d = self._deriv.update(q)
         m = self._integ.update(d * d)
         self._qrs_buf.extend(q)
@@ -271,8 +272,8 @@ class PanTompkinsDetector:
         hi = min(i + self._level_after, self._raw.end)
         if lo >= i - self._level_before[1] or hi <= i:
             return False
-        before = np.median(self._raw.get(lo, i - self._level_before[1]))
-        return bool(abs(np.median(self._raw.get(i, hi)) - before) > self.cfg.step_mv)
+        before = fast_median(self._raw.get(lo, i - self._level_before[1]))
+        return bool(abs(fast_median(self._raw.get(i, hi)) - before) > self.cfg.step_mv)
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)

@@ -68,6 +68,16 @@ class BlockQuality:
         return self.unusable or self.noisy
 
 
+def fast_median(a: np.ndarray) -> float:
+    """``np.median`` of a 1-D array without its overhead (called per block and per peak)."""
+    n = a.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return float(0.5 * (p[k - 1] + p[k]))
+
+
 def _runs_at(x: np.ndarray, value: float) -> np.ndarray:
     """Lengths of the runs of consecutive samples equal to ``value``."""
     hit = np.concatenate([[False], x == value, [False]])
@@ -91,10 +101,12 @@ class QualityJudge:
         self._recent_n = 0
         self._sizes: deque[float] = deque(maxlen=cfg.size_windows)
 
-    def judge(self, raw: np.ndarray) -> BlockQuality:
+    def judge(self, raw: np.ndarray, qrs_band: np.ndarray | None = None) -> BlockQuality:
+        """Judge the next block; ``qrs_band``, when the caller has it, is the block through
+        :func:`design_qrs_filter` with gaps held (what the judge would compute itself)."""
         raw = np.asarray(raw, dtype=np.float64)
         verdict = self._verdict(raw)
-        ratio = self._noise_ratio(raw, learn=not verdict.unusable)
+        ratio = self._noise_ratio(raw, not verdict.unusable, qrs_band)
         if verdict.unusable:
             return BlockQuality(verdict.missing, verdict.flat, verdict.saturated, noise_ratio=ratio)
         return BlockQuality(noisy=verdict.noisy or ratio > self.cfg.noise_ratio, noise_ratio=ratio)
@@ -107,34 +119,37 @@ class QualityJudge:
             return BlockQuality(missing=True)
         lo, hi = float(x.min()), float(x.max())
         if hi - lo <= cfg.flat_mv:
-            level = float(np.median(x))
+            level = fast_median(x)
             if self._level is not None and abs(level - self._level) > cfg.rail_jump_mv:
                 return BlockQuality(saturated=True)
             return BlockQuality(flat=True)
-        clipped = sum(int(r[r >= self._clip_run].sum()) for r in (_runs_at(x, lo), _runs_at(x, hi)))
+        at_ends = int(np.count_nonzero(x == lo)) + int(np.count_nonzero(x == hi))
+        clipped = 0 if at_ends < cfg.clip_fraction * x.size else sum(
+            int(r[r >= self._clip_run].sum()) for r in (_runs_at(x, lo), _runs_at(x, hi)))
         if clipped >= cfg.clip_fraction * x.size:
             return BlockQuality(saturated=True)
-        level, last = float(np.median(x)), self._level
+        level, last = fast_median(x), self._level
         self._level = level
         stepped = last is not None and abs(level - last) > cfg.rail_jump_mv  # baseline step
-        return BlockQuality(noisy=stepped or float(np.median(np.abs(np.diff(x, 2)))) > cfg.hf_noise_mv)
+        return BlockQuality(noisy=stepped or fast_median(np.abs(np.diff(x, 2))) > cfg.hf_noise_mv)
 
-    def _noise_ratio(self, raw: np.ndarray, learn: bool) -> float:
+    def _noise_ratio(self, raw: np.ndarray, learn: bool, q: np.ndarray | None) -> float:
         """Median |QRS band| over the last 2 s against the QRS size learnt from clean windows
         (``learn``: this block shows ECG, so its window may teach the size)."""
         if raw.size == 0:
             return 0.0
-        q = self._qrs.update(self._hold.fill(raw))
+        if q is None:
+            q = self._qrs.update(self._hold.fill(raw))
         self._recent.append(q)
         self._recent_n += q.size
         while self._recent_n - self._recent[0].size >= self._window:
             self._recent_n -= self._recent.popleft().size
         w = np.concatenate(self._recent)
         a = np.abs(w)
-        med, peak = float(np.median(a)), float(np.max(a))
+        med, peak = fast_median(a), float(np.max(a))
         if learn and peak > 0 and (not self._sizes or med < self.cfg.clean_shape * peak):
             self._sizes.append(peak)
-        size = float(np.median(self._sizes)) if self._sizes else 0.0
+        size = fast_median(np.fromiter(self._sizes, float)) if self._sizes else 0.0
         if size <= 0 or med <= self.cfg.noise_ratio * size or self._rhythmic(w):
             return min(med / size, self.cfg.noise_ratio) if size > 0 else 0.0
         return med / size
@@ -173,13 +188,22 @@ class BlockQualityStream:
         self.judge = QualityJudge(fs, config)
         self.block = block
         self._pending = np.zeros(0)
+        self._pending_q = np.zeros(0)
         self._start = 0  # absolute index of _pending[0]
 
-    def update(self, raw: np.ndarray) -> list[JudgedBlock]:
+    def update(self, raw: np.ndarray, qrs_band: np.ndarray | None = None) -> list[JudgedBlock]:
+        """Judge the blocks completed by ``raw`` (with its QRS band when the caller has it, in
+        which case every call must pass it)."""
         self._pending = np.concatenate([self._pending, np.asarray(raw, dtype=np.float64)])
+        if qrs_band is not None:
+            self._pending_q = np.concatenate([self._pending_q, qrs_band])
         out = []
         while self._pending.size >= self.block:
-            piece, self._pending = self._pending[: self.block], self._pending[self.block :]
-            out.append(JudgedBlock(self._start, self._start + self.block, self.judge.judge(piece)))
-            self._start += self.block
+            b = self.block
+            piece, self._pending = self._pending[:b], self._pending[b:]
+            q = None
+            if qrs_band is not None:
+                q, self._pending_q = self._pending_q[:b], self._pending_q[b:]
+            out.append(JudgedBlock(self._start, self._start + b, self.judge.judge(piece, q)))
+            self._start += b
         return out
