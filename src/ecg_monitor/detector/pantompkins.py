@@ -60,7 +60,7 @@ class DetectorConfig:
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
     noisy_threshold_ratio: float = 0.25  # threshold_ratio while the signal is judged noisy
-    step_mv: float = 2.5  # raw level this different before and after a peak: a baseline step
+    step_mv: float = 4.0  # raw level this different before and after a peak: a baseline step
     crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
     crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
