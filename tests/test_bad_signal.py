@@ -1,6 +1,8 @@
-"""Bad input for detection: a source that turns to noise, a flat line, a rail, NaN bursts, mains
-hum or baseline steps for minutes. No beat is invented (or it is labelled Q), the stretch is
-judged unreadable by quality.py, and detection comes back within 5 s of clean signal."""
+"""Bad input: a source that turns to noise, a flat line, a rail, NaN bursts, mains hum or
+baseline steps for minutes. No beat is invented (or it is labelled Q), the stretch is judged
+unreadable by quality.py, detection comes back within 5 s of clean signal, and the alarm engine
+shows a technical alarm and invents no life-threatening one. A fast run of alike wide beats is
+a rhythm, not noise."""
 
 from __future__ import annotations
 
@@ -9,10 +11,13 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from ecg_monitor.detector.alarms import AlarmEngine
+from ecg_monitor.detector.episodes import REQUIRED
+from ecg_monitor.detector.pantompkins import DetectorConfig
 from ecg_monitor.detector.pipeline import DetectorPipeline
 from ecg_monitor.detector.quality import BlockQualityStream
 from ecg_monitor.evaluation.ec57 import match_beats
-from synthetic_ecg import FS, beat_train, regular_times
+from synthetic_ecg import FS, beat_train, regular_times, wide_train
 
 WINDOW = int(0.15 * FS)
 BAD = (30.0, 150.0)  # the bad stretch, s: two minutes
@@ -61,15 +66,19 @@ CASES = {
 }
 
 
+def clean_signal() -> tuple[np.ndarray, np.ndarray]:
+    return beat_train(regular_times(0.5, END, 72), END, noise_mv=0.01)
+
+
 def scenario(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    x, truth = beat_train(regular_times(0.5, END, 72), END, noise_mv=0.01)
+    x, truth = clean_signal()
     a, b = (int(s * FS) for s in BAD)
     x[a:b] = CASES[kind][0](x[a:b], np.arange(b - a) / FS, np.random.default_rng(5))
     return x, truth
 
 
-def run_pipeline(x: np.ndarray, chunk: int = 500):
-    pipe = DetectorPipeline(FS)
+def run_pipeline(x: np.ndarray, chunk: int = 500, config: DetectorConfig | None = None):
+    pipe = DetectorPipeline(FS, config)
     outs = [pipe.update(x[i : i + chunk]) for i in range(0, len(x), chunk)]
     beats = [b for o in outs for b in o.beats] + pipe.flush()
     return beats, [j for o in outs for j in o.quality]
@@ -118,6 +127,35 @@ def test_bad_stretch_invents_nothing_is_announced_and_detection_resumes(kind: st
     # and nothing was lost before it
     before = truth[truth < a - FS]
     assert match_beats(before[5:], marks, WINDOW).missed.size == 0
+
+
+@pytest.mark.parametrize("kind", sorted(CASES))
+def test_bad_stretch_raises_a_technical_alarm_and_no_life_threatening_one(kind: str) -> None:
+    """Shown within 5 s of the first bad sample (for steps: the first step, 7 s in)."""
+    x, _ = scenario(kind)
+    clean, _ = clean_signal()
+    pipe, engine = DetectorPipeline(FS), AlarmEngine(FS)
+    events = [e for i in range(0, len(x), 360) for e in engine.update(x[i : i + 360], pipe.update(x[i : i + 360]))]
+    invented = [e for e in events if e.alarm in REQUIRED]
+    assert not invented, invented
+    first_bad = int(np.argmax(~np.isclose(x, clean)))
+    technical = [e for e in events if e.event == "onset" and e.alarm in ("signal_noisy", "lead_off", "signal_saturated")]
+    assert technical and first_bad <= technical[0].sample <= first_bad + 5 * FS, (first_bad, technical)
+
+
+def test_fast_run_of_alike_wide_beats_is_a_rhythm_not_noise() -> None:
+    """Sinus, 15 s of wide beats at 180 /min (VT-like: crowds the sinus rhythm and fills the QRS
+    band), sinus again: no block is unreadable and no beat of the run is labelled Q. Without the
+    likeness of the beats (``alike_min_beats`` out of reach) the same run is called noise."""
+    n = int(60 * FS)
+    sinus, _ = beat_train(regular_times(0.5, 30, 72) + regular_times(45.5, 60, 72), 60, noise_mv=0.02)
+    x = sinus + wide_train(regular_times(30.2, 45, 180), 60)[:n]
+    beats, blocks = run_pipeline(x)
+    assert not [j.start / FS for j in blocks if j.quality.unreadable]
+    assert [bt.label for bt in beats if 30 * FS < bt.sample < 45 * FS].count("Q") == 0
+    beats, blocks = run_pipeline(x, config=DetectorConfig(alike_min_beats=10**6))
+    assert any(j.quality.crowded for j in blocks if 30 * FS < j.start < 45 * FS)
+    assert [bt.label for bt in beats if 30 * FS < bt.sample < 45 * FS].count("Q") >= 1
 
 
 def test_clean_signal_is_never_announced_noisy() -> None:

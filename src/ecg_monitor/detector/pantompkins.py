@@ -42,7 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, fast_median
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, aligned_likeness, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -63,6 +63,11 @@ class DetectorConfig:
     step_mv: float = 4.0  # raw level this different before and after a peak: a baseline step
     crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
     crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
+    alike_window_s: tuple[float, float] = (0.08, 0.12)  # a beat's shape: display band around R
+    alike_lag_s: float = 0.1  # ...shifted by up to this much (the R mark of a wide beat may sit on S)
+    alike_corr: float = 0.8  # beats this alike to another of the last 3 s are a rhythm...
+    alike_min_beats: int = 3  # ...when at least this many were found there...
+    alike_outliers: float = 0.34  # ...and at most this share of them (rounded down) are unlike the rest
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
@@ -128,6 +133,9 @@ class PanTompkinsDetector:
         self._blocks: deque[JudgedBlock] = deque()  # judged on the raw signal, awaiting their end
         self._strong: deque[int] = deque()  # peaks that cleared the threshold, recent ones
         self._crowd_window = s(cfg.crowd_window_s)
+        self._accepted: deque[tuple[int, int]] = deque()  # (integrator peak, R mark) of recent beats
+        self._alike_window = (s(cfg.alike_window_s[0]), s(cfg.alike_window_s[1]))
+        self._alike_lag = s(cfg.alike_lag_s)
 
         self._held: _Peak | None = None
         self._candidates: deque[_Peak] = deque()  # noise peaks since the last QRS (search-back)
@@ -229,17 +237,43 @@ class PanTompkinsDetector:
     def _close_block(self, t: int) -> None:
         """A quality block ends: add the detector's own evidence to the raw verdict.
 
-        Noise shows as more peaks clearing the threshold than the rhythm has beats.
+        Noise shows as more peaks clearing the threshold than the rhythm has beats. But a fast
+        rhythm of wide beats (VT) or a sudden tachycardia also fills the QRS band and crowds the
+        old rhythm: when every beat found in the last 3 s is alike to another one there (and the
+        crowding peaks are those beats), the block is a rhythm, not noise. High-frequency noise
+        and baseline steps stay noise whatever the beats.
         """
         j = self._blocks.popleft()
-        while self._strong and self._strong[0] <= t - self._crowd_window:
+        since = t - self._crowd_window
+        while self._strong and self._strong[0] <= since:
             self._strong.popleft()
-        if self._rr2 and not j.quality.unreadable:
-            expected = self._crowd_window / self._rr2_mean
-            if len(self._strong) > self.cfg.crowd_ratio * expected + 1:
-                j = replace(j, quality=replace(j.quality, noisy=True, crowded=True))
+        while self._accepted and self._accepted[0][0] <= since:
+            self._accepted.popleft()
+        q = j.quality
+        crowded = False
+        if self._rr2 and not q.unreadable:
+            crowded = len(self._strong) > self.cfg.crowd_ratio * self._crowd_window / self._rr2_mean + 1
+        suspect = crowded or (q.noisy and not q.artifact and not q.unusable)
+        if suspect and self._rhythm(explains=len(self._strong)):
+            q = replace(q, noisy=False)
+        elif crowded:
+            q = replace(q, noisy=True, crowded=True)
+        if q is not j.quality:
+            j = replace(j, quality=q)
         self.last_quality.append(j)
         self._unreadable.append((j.stop, j.quality.unreadable))
+
+    def _rhythm(self, explains: int) -> bool:
+        """Whether the beats of the last 3 s are a rhythm: enough of them, at least as many as
+        the strong peaks there less one, and nearly each alike to another (noise makes unlike
+        ones; one odd beat in three is a rhythm's change, such as the sinus beat before a VT)."""
+        n = len(self._accepted)
+        if n < self.cfg.alike_min_beats or n + 1 < explains:
+            return False
+        best = aligned_likeness(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
+        if best is None:
+            return False
+        return int(np.count_nonzero(best < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
 
     def _offer(self, peak: _Peak) -> None:
         """A new integrator peak: keep the largest one within the refractory period."""
@@ -377,7 +411,9 @@ class PanTompkinsDetector:
         self._last_slope = peak.slope
         self._next_search = None
         self._candidates = deque(p for p in self._candidates if p.index > peak.index + self._refractory)
-        self._out.append(Beat(sample=self._r_mark(peak), emitted_at=t, search_back=search_back))
+        r = self._r_mark(peak)
+        self._accepted.append((peak.index, r))
+        self._out.append(Beat(sample=r, emitted_at=t, search_back=search_back))
 
     def _add_rr(self, rr: int) -> None:
         self._rr1.append(rr)

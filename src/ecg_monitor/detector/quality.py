@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ecg_monitor.detector.filters import GapHold, StreamingSOS, design_qrs_filter
+from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
 #: Length of the judged blocks in the worker (the alarm engine's tick).
@@ -56,6 +57,7 @@ class BlockQuality:
     noisy: bool = False
     noise_ratio: float = 0.0  # QRS-band noise / QRS size over the last 2 s (0 = clean)
     crowded: bool = False  # noisy because more QRS-like peaks came than the rhythm has beats
+    artifact: bool = False  # noisy whatever the beats: high-frequency noise or a baseline step
 
     @property
     def unusable(self) -> bool:
@@ -109,7 +111,8 @@ class QualityJudge:
         ratio = self._noise_ratio(raw, not verdict.unusable, qrs_band)
         if verdict.unusable:
             return BlockQuality(verdict.missing, verdict.flat, verdict.saturated, noise_ratio=ratio)
-        return BlockQuality(noisy=verdict.noisy or ratio > self.cfg.noise_ratio, noise_ratio=ratio)
+        return BlockQuality(noisy=verdict.noisy or ratio > self.cfg.noise_ratio, noise_ratio=ratio,
+                            artifact=verdict.noisy)
 
     def _verdict(self, raw: np.ndarray) -> BlockQuality:
         """Missing, flat, saturated, or high-frequency noise, from this block alone."""
@@ -166,6 +169,41 @@ class QualityJudge:
         k = np.arange(lo, hi + 1)
         norm = np.sqrt((e[w.size - k] - e[0]) * (e[w.size] - e[k]))
         return bool(np.max(r / np.maximum(norm, 1e-12)) > self.cfg.rhythm_corr)
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray | None:
+    """Rows (last axis) with their mean removed and scaled to unit norm; None when one is not
+    finite or flat (no shape to compare)."""
+    x = x - x.mean(axis=-1, keepdims=True)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    if not np.all(np.isfinite(norms)) or np.any(norms <= 0):
+        return None
+    return x / norms
+
+
+def beat_shapes(display: RingBuffer, r_samples: list[int], window: tuple[int, int]) -> np.ndarray | None:
+    """The beats around ``r_samples`` (``window`` samples before/after R) as unit rows, so
+    ``shapes @ shapes.T`` are their correlations; None when one is not held, not finite or flat."""
+    lo, hi = window
+    if not r_samples or r_samples[0] - lo < display.start or r_samples[-1] + hi > display.end:
+        return None
+    return _unit_rows(np.array([display.get(r - lo, r + hi) for r in r_samples]))
+
+
+def aligned_likeness(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
+    """For each beat, its best correlation with any other one shifted by up to ``lag`` samples
+    (R marks of wide beats fall on R or S, so alike beats can sit that far apart); None when
+    a beat is not held, not finite or flat."""
+    lo, hi = window
+    if len(r_samples) < 2 or r_samples[0] - lo - lag < display.start or r_samples[-1] + hi + lag > display.end:
+        return None
+    wide = np.array([display.get(r - lo - lag, r + hi + lag) for r in r_samples])
+    shifted = _unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))  # (beat, shift, sample)
+    if shifted is None:
+        return None
+    corr = np.einsum("iw,jlw->ijl", shifted[:, lag], shifted).max(axis=2)
+    np.fill_diagonal(corr, -1.0)
+    return corr.max(axis=1)
 
 
 @dataclass(frozen=True)
