@@ -21,7 +21,7 @@ import numpy as np
 
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
-from ecg_monitor.detector.quality import BlockQuality, beat_shapes
+from ecg_monitor.detector.quality import BlockQuality, aligned_correlations, beat_shapes
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.detector.vf import VFConfig, VFDetector
@@ -30,9 +30,15 @@ TICK_S = 0.5
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
-#: A VT run's beats (display band, this window around R) must correlate with their median beat.
+#: A VT run's beats (display band, this window around R) must correlate with their median beat,
+#: each one closely with another (shifted by up to VT_LAG_S: R marks of wide beats fall on R or
+#: S; not necessarily the next: 223's VT alternates two shapes), and come regularly (longest RR
+#: at most VT_RR_SPREAD times the shortest): beats that noise distorts into "V" are not.
 VT_WINDOW_S = (0.08, 0.12)
 VT_MIN_CORRELATION = 0.7
+VT_ALIKE = 0.9
+VT_LAG_S = 0.1
+VT_RR_SPREAD = 1.8
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
 
@@ -153,16 +159,26 @@ class AlarmEngine:
                   f"flutter/fibrillation waveform for {w / self.fs:.0f} s; {self.rules.hr_text()}")
 
     def _consistent(self, r_samples: list[int]) -> bool:
-        """Do the run's beats look alike (median correlation with their median beat)? Monomorphic
-        VT does; beats found in noise do not."""
+        """Do the run's beats look alike and come regularly? VT does; beats found in noise, or
+        distorted by it, mostly do not."""
         lo, hi = int(round(VT_WINDOW_S[0] * self.fs)), int(round(VT_WINDOW_S[1] * self.fs))
-        if r_samples[0] - lo < self._display.start or r_samples[-1] + hi > self._display.end:
+        lag = int(round(VT_LAG_S * self.fs))
+        if r_samples[0] - lo - lag < self._display.start or r_samples[-1] + hi + lag > self._display.end:
             return True  # not held (cannot happen with the buffer's size): do not withhold on it
+        rr = np.diff(r_samples)
+        if rr.max() > VT_RR_SPREAD * rr.min():
+            return False
         shapes = beat_shapes(self._display, r_samples, (lo, hi))
         template = np.median(shapes, axis=0) if shapes is not None else None
         if template is None or not np.linalg.norm(template) > 0:
             return False
-        return float(np.median(shapes @ template)) / float(np.linalg.norm(template)) >= VT_MIN_CORRELATION
+        if float(np.median(shapes @ template)) / float(np.linalg.norm(template)) < VT_MIN_CORRELATION:
+            return False
+        corr = aligned_correlations(self._display, r_samples, (lo, hi), lag)
+        if corr is None:
+            return False
+        np.fill_diagonal(corr, -1.0)
+        return float(corr.max(axis=1).min()) >= VT_ALIKE
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

@@ -42,7 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, aligned_likeness, fast_median
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, aligned_correlations, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -68,6 +68,7 @@ class DetectorConfig:
     alike_corr: float = 0.8  # beats this alike to another of the last 3 s are a rhythm...
     alike_min_beats: int = 3  # ...when at least this many were found there...
     alike_outliers: float = 0.34  # ...and at most this share of them (rounded down) are unlike the rest
+    rhythm_clear_blocks: int = 2  # a rhythm is only found after this many unsuspected blocks (not in noise)
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
@@ -136,6 +137,7 @@ class PanTompkinsDetector:
         self._accepted: deque[tuple[int, int]] = deque()  # (integrator peak, R mark) of recent beats
         self._alike_window = (s(cfg.alike_window_s[0]), s(cfg.alike_window_s[1]))
         self._alike_lag = s(cfg.alike_lag_s)
+        self._clear_blocks = cfg.rhythm_clear_blocks  # unsuspected blocks in a row since the last noisy one
 
         self._held: _Peak | None = None
         self._candidates: deque[_Peak] = deque()  # noise peaks since the last QRS (search-back)
@@ -240,8 +242,10 @@ class PanTompkinsDetector:
         Noise shows as more peaks clearing the threshold than the rhythm has beats. But a fast
         rhythm of wide beats (VT) or a sudden tachycardia also fills the QRS band and crowds the
         old rhythm: when every beat found in the last 3 s is alike to another one there (and the
-        crowding peaks are those beats), the block is a rhythm, not noise. High-frequency noise
-        and baseline steps stay noise whatever the beats.
+        crowding peaks are those beats), the block is a rhythm, not noise. Only a rhythm that
+        starts from readable signal and stays explained block after block: once a block is
+        noise, blocks stay noise while suspect (noise makes alike beats now and then).
+        High-frequency noise and baseline steps stay noise whatever the beats.
         """
         j = self._blocks.popleft()
         since = t - self._crowd_window
@@ -254,10 +258,14 @@ class PanTompkinsDetector:
         if self._rr2 and not q.unreadable:
             crowded = len(self._strong) > self.cfg.crowd_ratio * self._crowd_window / self._rr2_mean + 1
         suspect = crowded or (q.noisy and not q.artifact and not q.unusable)
-        if suspect and self._rhythm(explains=len(self._strong)):
+        if not suspect:
+            self._clear_blocks = self._clear_blocks + 1 if not q.unreadable else 0
+        elif self._clear_blocks >= self.cfg.rhythm_clear_blocks and self._rhythm(len(self._strong)):
+            self._clear_blocks += 1
             q = replace(q, noisy=False)
-        elif crowded:
-            q = replace(q, noisy=True, crowded=True)
+        else:
+            self._clear_blocks = 0
+            q = replace(q, noisy=True, crowded=crowded)
         if q is not j.quality:
             j = replace(j, quality=q)
         self.last_quality.append(j)
@@ -270,10 +278,11 @@ class PanTompkinsDetector:
         n = len(self._accepted)
         if n < self.cfg.alike_min_beats or n + 1 < explains:
             return False
-        best = aligned_likeness(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
-        if best is None:
+        corr = aligned_correlations(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
+        if corr is None:
             return False
-        return int(np.count_nonzero(best < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
+        np.fill_diagonal(corr, -1.0)
+        return int(np.count_nonzero(corr.max(axis=1) < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
 
     def _offer(self, peak: _Peak) -> None:
         """A new integrator peak: keep the largest one within the refractory period."""
