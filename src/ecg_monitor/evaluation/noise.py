@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from multiprocessing import Pool
@@ -21,22 +22,13 @@ import numpy as np
 
 from ecg_monitor.detector.pipeline import PipelineOutput, stream_signal
 from ecg_monitor.evaluation.ec57 import SKIP_S, DetectionScore, inside_spans, pct, reference_beats, score_record
+from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise
 from ecg_monitor.replay.records import resolve_data_dir
 
 #: Targets of issue 11 per SNR (dB): (Se, +P) in %.
 TARGETS = {6.0: (99.0, 95.0), 0.0: (95.0, 85.0)}
-
-
-def xqrs_peaks(signal: np.ndarray, fs: float) -> np.ndarray:
-    """wfdb's XQRS on the whole signal (its only mode)."""
-    from wfdb import processing
-
-    return np.asarray(processing.xqrs_detect(np.nan_to_num(signal), fs=fs, verbose=False), dtype=np.int64)
-
-
-PEERS = {"xqrs": xqrs_peaks}
 
 
 @dataclass
@@ -195,18 +187,6 @@ def plot(results: list[StressResult], peer: str | None, path: Path) -> None:
     plt.close(fig)
 
 
-class _InProcess:
-    """``Pool``'s ``imap`` in this process, for ``--jobs 1``."""
-
-    def __enter__(self) -> _InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    imap = staticmethod(map)
-
-
 def run(args: argparse.Namespace) -> int:
     names = parse_record_spec(args.records)
     kinds = [k.strip() for k in args.noise.split(",") if k.strip()]
@@ -215,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
     work = partial(stress_record, data_dir=args.data_dir, noise_dir=_noise_dir(args),
                    chunk=args.chunk_size, peer=args.peer)
     results = []
-    with Pool(args.jobs) if args.jobs > 1 else _InProcess() as pool:
-        for i, r in enumerate(pool.imap(work, jobs), 1):
+    with Pool(args.jobs) if args.jobs > 1 else nullcontext() as pool:
+        for i, r in enumerate(pool.imap(work, jobs) if pool else map(work, jobs), 1):
             print(f"[{i}/{len(jobs)}] {r.kind} {r.snr:g} dB {r.name}: Se {pct(r.ours.se)} +P {pct(r.ours.ppv)}",
                   file=sys.stderr, flush=True)
             results.append(r)
