@@ -147,6 +147,8 @@ class QualityJudge:
         self._recent_n += q.size
         while self._recent_n - self._recent[0].size >= self._window:
             self._recent_n -= self._recent.popleft().size
+        if self._recent_n < self._window:  # a stream's first blocks: one QRS would fill a short window
+            return 0.0
         w = np.concatenate(self._recent)
         a = np.abs(w)
         med, peak = fast_median(a), float(np.max(a))
