@@ -21,7 +21,7 @@ import numpy as np
 
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
-from ecg_monitor.detector.quality import BlockQuality, aligned_correlations, beat_shapes
+from ecg_monitor.detector.quality import BlockQuality, beat_shapes, best_partners
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.detector.vf import VFConfig, VFDetector
@@ -174,11 +174,8 @@ class AlarmEngine:
             return False
         if float(np.median(shapes @ template)) / float(np.linalg.norm(template)) < VT_MIN_CORRELATION:
             return False
-        corr = aligned_correlations(self._display, r_samples, (lo, hi), lag)
-        if corr is None:
-            return False
-        np.fill_diagonal(corr, -1.0)
-        return float(corr.max(axis=1).min()) >= VT_ALIKE
+        best = best_partners(self._display, r_samples, (lo, hi), lag)
+        return best is not None and float(best.min()) >= VT_ALIKE
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

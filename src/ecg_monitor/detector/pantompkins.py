@@ -42,7 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, aligned_correlations, fast_median
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, best_partners, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -278,11 +278,8 @@ class PanTompkinsDetector:
         n = len(self._accepted)
         if n < self.cfg.alike_min_beats or n + 1 < explains:
             return False
-        corr = aligned_correlations(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
-        if corr is None:
-            return False
-        np.fill_diagonal(corr, -1.0)
-        return int(np.count_nonzero(corr.max(axis=1) < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
+        best = best_partners(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
+        return best is not None and int(np.count_nonzero(best < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
 
     def _offer(self, peak: _Peak) -> None:
         """A new integrator peak: keep the largest one within the refractory period."""

@@ -192,10 +192,10 @@ def beat_shapes(display: RingBuffer, r_samples: list[int], window: tuple[int, in
     return _unit_rows(np.array([display.get(r - lo, r + hi) for r in r_samples]))
 
 
-def aligned_correlations(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
-    """Correlations of the beats around ``r_samples`` with each other, each pair at its best
-    shift of up to ``lag`` samples (R marks of wide beats fall on R or S, so alike beats can sit
-    that far apart); None when a beat is not held, not finite or flat."""
+def best_partners(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
+    """For each beat around ``r_samples``, its best correlation with any other one, each pair at
+    its best shift of up to ``lag`` samples (R marks of wide beats fall on R or S, so alike beats
+    can sit that far apart); None when a beat is not held, not finite or flat."""
     lo, hi = window
     if len(r_samples) < 2 or r_samples[0] - lo - lag < display.start or r_samples[-1] + hi + lag > display.end:
         return None
@@ -203,7 +203,9 @@ def aligned_correlations(display: RingBuffer, r_samples: list[int], window: tupl
     shifted = _unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))  # (beat, shift, sample)
     if shifted is None:
         return None
-    return np.einsum("iw,jlw->ijl", shifted[:, lag], shifted).max(axis=2)
+    corr = np.einsum("iw,jlw->ijl", shifted[:, lag], shifted).max(axis=2)
+    np.fill_diagonal(corr, -1.0)
+    return corr.max(axis=1)
 
 
 @dataclass(frozen=True)
