@@ -26,5 +26,14 @@ def beat_train(r_times_s: list[float], duration_s: float, t_height: float = 0.3,
     return x, np.rint(np.asarray(r_times_s) * FS).astype(np.int64)
 
 
+def wide_train(r_times_s: list[float], duration_s: float) -> np.ndarray:
+    """Wide ventricular-like complexes (broad R, deep S, inverted T) at ``r_times_s``, in mV."""
+    t = np.arange(int(duration_s * FS)) / FS
+    x = np.zeros_like(t)
+    for r in r_times_s:
+        x += _wave(t, r, 0.035, 1.6) + _wave(t, r + 0.07, 0.03, -0.8) + _wave(t, r + 0.22, 0.05, -0.4)
+    return x
+
+
 def regular_times(start_s: float, stop_s: float, bpm: float) -> list[float]:
     return list(np.arange(start_s, stop_s, 60.0 / bpm))

@@ -75,4 +75,4 @@ def test_every_command_and_option_is_described_with_its_default() -> None:
         text = command.format_help()
         assert "site-packages" not in text and "/src/ecg_monitor/" not in text, name
     assert "(default: 36000)" in sub.choices["detect"].format_help()
-    assert "(default: 12,6)" in sub.choices["noise"].format_help()
+    assert "(default: 12,6,0)" in sub.choices["noise"].format_help()

@@ -1,6 +1,8 @@
 """The worker's alarm stage: beat rhythm rules, the VF waveform detector and signal quality.
 
-Quality gate: a 0.5 s block judged noisy or unusable makes the signal "cannot analyse" until
+Quality gate: the pipeline's verdicts on the 0.5 s blocks (``PipelineOutput.quality``: the raw
+signal judged by ``quality.py`` plus the detector's evidence, so the alarms and the Q labels
+agree on what is unreadable). A block judged noisy or unusable makes the signal "cannot analyse" until
 ``GATE_S`` of clean blocks follow. Meanwhile life-threatening onsets are withheld by the alarm
 book (``episodes.py``). When the gate opens every life-threatening condition restarts from
 clean signal (beat runs, silences and RR intervals from that sample, the VF waveform from its
@@ -19,7 +21,7 @@ import numpy as np
 
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
-from ecg_monitor.detector.quality import QualityJudge
+from ecg_monitor.detector.quality import BlockQuality, beat_shapes, best_partners
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.detector.vf import VFConfig, VFDetector
@@ -28,9 +30,15 @@ TICK_S = 0.5
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
-#: A VT run's beats (display band, this window around R) must correlate with their median beat.
+#: A VT run's beats (display band, this window around R) must correlate with their median beat,
+#: each one closely with another (shifted by up to VT_LAG_S: R marks of wide beats fall on R or
+#: S; not necessarily the next: 223's VT alternates two shapes), and come regularly (longest RR
+#: at most VT_RR_SPREAD times the shortest): beats that noise distorts into "V" are not.
 VT_WINDOW_S = (0.08, 0.12)
 VT_MIN_CORRELATION = 0.7
+VT_ALIKE = 0.9
+VT_LAG_S = 0.1
+VT_RR_SPREAD = 1.8
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
 
@@ -62,11 +70,10 @@ class AlarmEngine:
         self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S,
                                  vt_check=self._consistent)
         self.vf = VFDetector(fs, VFConfig(window_s=self.rules.c.vf_s))
-        self.quality = QualityJudge(fs)
+        self._verdicts: dict[int, BlockQuality] = {}  # the pipeline's, by block end, until their tick
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
         cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
-        self._raw = RingBuffer(cap)
         self._display = RingBuffer(cap)
         self._debounce = {
             "ventricular_fibrillation": Debounce(2, 2),
@@ -90,10 +97,10 @@ class AlarmEngine:
         """Consume one chunk (raw mV and the pipeline's output for it), in tick-sized pieces so
         the look-back buffers always hold what a tick needs."""
         beats = sorted(out.beats, key=lambda b: b.emitted_at)
+        self._verdicts.update((j.stop, j.quality) for j in out.quality)
         k = 0
         for i in range(0, len(raw), self._tick):
             piece = raw[i : i + self._tick]
-            self._raw.extend(piece)
             self._display.extend(out.filtered[i : i + self._tick])
             self.n += len(piece)
             while k < len(beats) and beats[k].emitted_at <= self.n:
@@ -123,9 +130,9 @@ class AlarmEngine:
                 return
 
     def _on_tick(self, t: int) -> None:
-        if t - self._tick < self._raw.start:  # history lost (cannot happen with sane chunks)
+        if t - self._tick < self._display.start:  # history lost (cannot happen with sane chunks)
             return
-        q = self.quality.judge(self._raw.get(t - self._tick, t))
+        q = self._verdicts.pop(t, BlockQuality())
         if q.unusable:
             self.rules.mark_unusable(t)
         if q.unusable or q.noisy:
@@ -152,18 +159,23 @@ class AlarmEngine:
                   f"flutter/fibrillation waveform for {w / self.fs:.0f} s; {self.rules.hr_text()}")
 
     def _consistent(self, r_samples: list[int]) -> bool:
-        """Do the run's beats look alike (median correlation with their median beat)? Monomorphic
-        VT does; beats found in noise do not."""
+        """Do the run's beats look alike and come regularly? VT does; beats found in noise, or
+        distorted by it, mostly do not."""
         lo, hi = int(round(VT_WINDOW_S[0] * self.fs)), int(round(VT_WINDOW_S[1] * self.fs))
-        if r_samples[0] - lo < self._display.start or r_samples[-1] + hi > self._display.end:
+        lag = int(round(VT_LAG_S * self.fs))
+        if r_samples[0] - lo - lag < self._display.start or r_samples[-1] + hi + lag > self._display.end:
             return True  # not held (cannot happen with the buffer's size): do not withhold on it
-        beats = np.array([self._display.get(r - lo, r + hi) for r in r_samples])
-        beats -= beats.mean(axis=1, keepdims=True)
-        template = np.median(beats, axis=0)
-        norms = np.linalg.norm(beats, axis=1) * np.linalg.norm(template)
-        if not np.all(np.isfinite(beats)) or np.any(norms <= 0):
+        rr = np.diff(r_samples)
+        if rr.max() > VT_RR_SPREAD * rr.min():
             return False
-        return float(np.median(beats @ template / norms)) >= VT_MIN_CORRELATION
+        shapes = beat_shapes(self._display, r_samples, (lo, hi))
+        template = np.median(shapes, axis=0) if shapes is not None else None
+        if template is None or not np.linalg.norm(template) > 0:
+            return False
+        if float(np.median(shapes @ template)) / float(np.linalg.norm(template)) < VT_MIN_CORRELATION:
+            return False
+        best = best_partners(self._display, r_samples, (lo, hi), lag)
+        return best is not None and float(best.min()) >= VT_ALIKE
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

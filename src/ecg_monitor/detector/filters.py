@@ -67,6 +67,32 @@ class StreamingSOS:
         return y[0]
 
 
+class GapHold:
+    """Replaces missing samples (NaN) by the last valid value, across chunks.
+
+    Filters fed a held value instead of NaN do not blow up; callers keep their own validity mask
+    so that nothing found in a held stretch is taken for signal.
+    """
+
+    def __init__(self) -> None:
+        self._value = 0.0
+
+    def fill(self, x: np.ndarray) -> np.ndarray:
+        valid = np.isfinite(x)
+        if valid.all():
+            if x.size:
+                self._value = float(x[-1])
+            return x
+        x = x.copy()
+        idx = np.where(valid, np.arange(x.size), -1)
+        np.maximum.accumulate(idx, out=idx)
+        before = idx < 0
+        x[before] = self._value
+        x[~before] = x[idx[~before]]
+        self._value = float(x[-1])
+        return x
+
+
 class StreamingFIR:
     """``lfilter`` with an FIR kernel and state kept between chunks (zero initial history).
 
@@ -115,6 +141,7 @@ def one_shot(sos: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "DISPLAY_BAND",
+    "GapHold",
     "QRS_BAND",
     "StreamingFIR",
     "StreamingSOS",

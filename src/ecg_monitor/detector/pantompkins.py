@@ -27,12 +27,13 @@ integrator peak, less that filter's group delay, where annotators put the R wave
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.filters import (
+    GapHold,
     StreamingFIR,
     StreamingSOS,
     delay_samples,
@@ -41,6 +42,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, best_partners, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -57,6 +59,16 @@ class DetectorConfig:
     rr_high_ratio: float = 1.16
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
+    noisy_threshold_ratio: float = 0.25  # threshold_ratio while the signal is judged noisy
+    step_mv: float = 4.0  # raw level this different before and after a peak: a baseline step
+    crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
+    crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
+    alike_window_s: tuple[float, float] = (0.08, 0.12)  # a beat's shape: display band around R
+    alike_lag_s: float = 0.1  # ...shifted by up to this much (the R mark of a wide beat may sit on S)
+    alike_corr: float = 0.8  # beats this alike to another of the last 3 s are a rhythm...
+    alike_min_beats: int = 3  # ...when at least this many were found there...
+    alike_outliers: float = 0.34  # ...and at most this share of them (rounded down) are unlike the rest
+    rhythm_clear_blocks: int = 2  # a rhythm is only found after this many unsuspected blocks (not in noise)
     r_search_s: tuple[float, float] = (0.225, 0.035)  # R lies this far before the integrator peak
     bls_window_s: float = 0.220
     bls_pair_s: float = 0.150
@@ -108,11 +120,24 @@ class PanTompkinsDetector:
         self.display = RingBuffer(cap)  # 0.5-40 Hz ECG, also used by the classifier and the view
         self._qrs_buf = RingBuffer(cap)
         self._der_buf = RingBuffer(cap)
+        self._raw = RingBuffer(cap)  # input, gaps held
+        self._level_before = (s(0.35), s(0.22))  # before an integrator peak: ahead of its QRS
+        self._level_after = s(0.15)  # after it: the ST segment
         self.valid = RingBuffer(cap, dtype=np.bool_)
-        self._hold_value = 0.0
+        self._hold = GapHold()
         self._tail = np.zeros(0)  # last two integrated samples, to find peaks across chunks
         self.n = 0  # samples received
         self.last_display = np.zeros(0)  # display-band output of the last update()
+        self.quality = BlockQualityStream(self.fs, s(QUALITY_BLOCK_S))
+        self.last_quality: list[JudgedBlock] = []  # blocks judged during the last update()
+        self._unreadable: deque[tuple[int, bool]] = deque(maxlen=4)  # (block end, unreadable)
+        self._blocks: deque[JudgedBlock] = deque()  # judged on the raw signal, awaiting their end
+        self._strong: deque[int] = deque()  # peaks that cleared the threshold, recent ones
+        self._crowd_window = s(cfg.crowd_window_s)
+        self._accepted: deque[tuple[int, int]] = deque()  # (integrator peak, R mark) of recent beats
+        self._alike_window = (s(cfg.alike_window_s[0]), s(cfg.alike_window_s[1]))
+        self._alike_lag = s(cfg.alike_lag_s)
+        self._clear_blocks = cfg.rhythm_clear_blocks  # unsuspected blocks in a row since the last noisy one
 
         self._held: _Peak | None = None
         self._candidates: deque[_Peak] = deque()  # noise peaks since the last QRS (search-back)
@@ -133,6 +158,7 @@ class PanTompkinsDetector:
     def update(self, chunk: np.ndarray) -> list[Beat]:
         """Consume samples (mV; NaN marks a gap) and return the beats decided meanwhile."""
         x = np.asarray(chunk, dtype=np.float64).ravel()
+        self.last_quality = []
         shown = [self._update_block(x[i : i + self._block]) for i in range(0, x.size, self._block)]
         self.last_display = np.concatenate(shown) if shown else np.zeros(0)
         out, self._out = self._out, []
@@ -150,19 +176,19 @@ class PanTompkinsDetector:
 
     def _update_block(self, x: np.ndarray) -> np.ndarray:
         """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
+        raw = x
         valid = np.isfinite(x)
-        if not valid.all():
-            x = self._hold_gaps(x, valid)
-        else:
-            self._hold_value = float(x[-1])
+        x = self._hold.fill(x)
         n0 = self.n
         shown = self._display.update(x)
         self.display.extend(shown)
         q = self._qrs.update(x)
+        self._blocks.extend(self.quality.update(raw, q))
         d = self._deriv.update(q)
         m = self._integ.update(d * d)
         self._qrs_buf.extend(q)
         self._der_buf.extend(d)
+        self._raw.extend(x)
         self.valid.extend(valid)
         self.n += x.size
 
@@ -174,17 +200,6 @@ class PanTompkinsDetector:
         if not valid.all():
             shown = np.where(valid, shown, np.nan)  # show a gap as a gap
         return shown
-
-    def _hold_gaps(self, x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """Replace missing samples by the last valid value so the filters do not blow up."""
-        x = x.copy()
-        idx = np.where(valid, np.arange(x.size), -1)
-        np.maximum.accumulate(idx, out=idx)
-        before = idx < 0
-        x[before] = self._hold_value
-        x[~before] = x[idx[~before]]
-        self._hold_value = float(x[-1])
-        return x
 
     # ------------------------------------------------------------------ event loop
     def _run(self, new_peaks: list[_Peak]) -> None:
@@ -201,6 +216,8 @@ class PanTompkinsDetector:
                 times.append((deadline, 2))
             if not self._learnt:
                 times.append((self._learn_until, 3))
+            if self._blocks:
+                times.append((self._blocks[0].stop, 4))
             if not times:
                 return
             t, kind = min(times)
@@ -214,8 +231,55 @@ class PanTompkinsDetector:
                 self._decide(peak, t)
             elif kind == 2:
                 self._search_back(t)
-            else:
+            elif kind == 3:
                 self._finish_learning(t)
+            else:
+                self._close_block(t)
+
+    def _close_block(self, t: int) -> None:
+        """A quality block ends: add the detector's own evidence to the raw verdict.
+
+        Noise shows as more peaks clearing the threshold than the rhythm has beats. But a fast
+        rhythm of wide beats (VT) or a sudden tachycardia also fills the QRS band and crowds the
+        old rhythm: when every beat found in the last 3 s is alike to another one there (and the
+        crowding peaks are those beats), the block is a rhythm, not noise. Only a rhythm that
+        starts from readable signal and stays explained block after block: once a block is
+        noise, blocks stay noise while suspect (noise makes alike beats now and then).
+        High-frequency noise and baseline steps stay noise whatever the beats.
+        """
+        j = self._blocks.popleft()
+        since = t - self._crowd_window
+        while self._strong and self._strong[0] <= since:
+            self._strong.popleft()
+        while self._accepted and self._accepted[0][0] <= since:
+            self._accepted.popleft()
+        q = j.quality
+        crowded = False
+        if self._rr2 and not q.unreadable:
+            crowded = len(self._strong) > self.cfg.crowd_ratio * self._crowd_window / self._rr2_mean + 1
+        suspect = crowded or (q.noisy and not q.artifact and not q.unusable)
+        if not suspect:
+            self._clear_blocks = self._clear_blocks + 1 if not q.unreadable else 0
+        elif self._clear_blocks >= self.cfg.rhythm_clear_blocks and self._rhythm(len(self._strong)):
+            self._clear_blocks += 1
+            q = replace(q, noisy=False)
+        else:
+            self._clear_blocks = 0
+            q = replace(q, noisy=True, crowded=crowded)
+        if q is not j.quality:
+            j = replace(j, quality=q)
+        self.last_quality.append(j)
+        self._unreadable.append((j.stop, j.quality.unreadable))
+
+    def _rhythm(self, explains: int) -> bool:
+        """Whether the beats of the last 3 s are a rhythm: enough of them, at least as many as
+        the strong peaks there less one, and nearly each alike to another (noise makes unlike
+        ones; one odd beat in three is a rhythm's change, such as the sinus beat before a VT)."""
+        n = len(self._accepted)
+        if n < self.cfg.alike_min_beats or n + 1 < explains:
+            return False
+        best = best_partners(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
+        return best is not None and int(np.count_nonzero(best < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
 
     def _offer(self, peak: _Peak) -> None:
         """A new integrator peak: keep the largest one within the refractory period."""
@@ -239,8 +303,17 @@ class PanTompkinsDetector:
             rise > ratio * fall and fall > ratio * rise and abs(up - down) < self._bls_pair
         )
         v = self.valid.get(max(peak.index - self._mwi_len, self.valid.start), hi)
-        if not v.all():
-            peak.is_shift = True  # a gap edge is not a QRS
+        if not v.all() or self._stepped(peak.index):
+            peak.is_shift = True  # a gap edge or a baseline step is not a QRS
+
+    def _stepped(self, i: int) -> bool:
+        """Whether the raw level after the peak is far from the level before its QRS."""
+        lo = max(i - self._level_before[0], self._raw.start)
+        hi = min(i + self._level_after, self._raw.end)
+        if lo >= i - self._level_before[1] or hi <= i:
+            return False
+        before = fast_median(self._raw.get(lo, i - self._level_before[1]))
+        return bool(abs(fast_median(self._raw.get(i, hi)) - before) > self.cfg.step_mv)
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)
@@ -248,11 +321,17 @@ class PanTompkinsDetector:
         return max(0, lo + int(np.argmax(np.abs(seg))) - self._display_delay)
 
     # ------------------------------------------------------------------ thresholds
-    def _thresholds(self) -> tuple[float, float]:
-        r = self.cfg.threshold_ratio
+    def _noisy(self, t: int) -> bool:
+        """Whether the last quality block finished by time ``t`` was unreadable."""
+        return next((bad for stop, bad in reversed(self._unreadable) if stop <= t), False)
+
+    def _thresholds(self, t: int) -> tuple[float, float]:
+        """Detection thresholds at time ``t``: higher, and never halved, while the signal is noisy."""
+        noisy = self._noisy(t)
+        r = self.cfg.noisy_threshold_ratio if noisy else self.cfg.threshold_ratio
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)
-        if self._irregular():
+        if not noisy and self._irregular():
             thr_i, thr_f = 0.5 * thr_i, 0.5 * thr_f
         return thr_i, max(thr_f, self.cfg.min_qrs_mv)
 
@@ -303,7 +382,9 @@ class PanTompkinsDetector:
 
     def _judge(self, peak: _Peak, t: int) -> None:
         """Classify a described peak as QRS or noise (time ``t``)."""
-        thr_i, thr_f = self._thresholds()
+        thr_i, thr_f = self._thresholds(t)
+        if peak.mwi > thr_i:
+            self._strong.append(peak.index)
         if peak.mwi > thr_i and peak.filtered > thr_f and self._plausible(peak):
             self._accept(peak, t, search_back=False)
             return
@@ -336,7 +417,9 @@ class PanTompkinsDetector:
         self._last_slope = peak.slope
         self._next_search = None
         self._candidates = deque(p for p in self._candidates if p.index > peak.index + self._refractory)
-        self._out.append(Beat(sample=self._r_mark(peak), emitted_at=t, search_back=search_back))
+        r = self._r_mark(peak)
+        self._accepted.append((peak.index, r))
+        self._out.append(Beat(sample=r, emitted_at=t, search_back=search_back))
 
     def _add_rr(self, rr: int) -> None:
         self._rr1.append(rr)
@@ -354,7 +437,7 @@ class PanTompkinsDetector:
 
     def _search_back(self, t: int) -> None:
         """No QRS for 166 % of the RR average: take the best kept peak above half threshold."""
-        thr_i, thr_f = self._thresholds()
+        thr_i, thr_f = self._thresholds(t)
         h = self.cfg.search_back_ratio
         best = None
         for p in self._candidates:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ecg_monitor import PIPELINE_FS
-from ecg_monitor.detector.beats import Beat
+from ecg_monitor.detector.beats import UNCLASSIFIED, Beat
 from ecg_monitor.detector.classifier import BeatClassifier, shipped_classifier
 from ecg_monitor.detector.features import BeatFeatureExtractor
 from ecg_monitor.detector.pantompkins import DetectorConfig, PanTompkinsDetector
+from ecg_monitor.detector.quality import JudgedBlock
 
 #: ``classifier`` value that loads the packaged int8 model.
 SHIPPED = "shipped"
@@ -18,11 +20,13 @@ SHIPPED = "shipped"
 
 @dataclass(frozen=True)
 class PipelineOutput:
-    """What one ``update`` produced: the display-band trace of the chunk and the finished beats."""
+    """What one ``update`` produced: the display-band trace of the chunk, the finished beats and
+    the signal-quality verdicts of the 0.5 s blocks completed in it."""
 
     start: int  # absolute index of filtered[0]
     filtered: np.ndarray  # 0.5-40 Hz ECG, mV
     beats: list[Beat] = field(default_factory=list)
+    quality: list[JudgedBlock] = field(default_factory=list)
 
 
 class DetectorPipeline:
@@ -32,6 +36,9 @@ class DetectorPipeline:
     samples its morphology window needs have arrived, labelled; the beats that are ready in one
     chunk are classified in one batch. With ``classifier=None`` beats are output as soon as the
     detector decides them, labelled Q (not classified).
+
+    Never guess: a beat given out while the last judged block is unreadable (noise, flat,
+    saturated, missing) is labelled Q, whatever the classifier said.
     """
 
     def __init__(
@@ -48,6 +55,7 @@ class DetectorPipeline:
             if self.classifier.spec.fs != fs:
                 raise ValueError(f"the beat classifier works at {self.classifier.spec.fs} Hz, the pipeline at {fs} Hz")
             self.features = BeatFeatureExtractor(self.classifier.spec)
+        self._last_block: JudgedBlock | None = None  # judged in an earlier update
 
     @property
     def samples_seen(self) -> int:
@@ -59,7 +67,25 @@ class DetectorPipeline:
         filtered = self.detector.last_display
         if self.features is not None:
             beats = self.classifier.classify(self.features.update(chunk, filtered, beats))
-        return PipelineOutput(start=start, filtered=filtered, beats=beats)
+        judged = self.detector.last_quality
+        return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats, judged), quality=judged)
+
+    def _never_guess(self, beats: list[Beat], judged: list[JudgedBlock]) -> list[Beat]:
+        """Label Q the beats given out while the last block judged by then was unreadable.
+
+        Beats of later updates are given out after every block judged so far, so only the
+        latest block of earlier updates is kept.
+        """
+        blocks = ([self._last_block] if self._last_block is not None else []) + judged
+        if judged:
+            self._last_block = judged[-1]
+        out = []
+        for b in beats:
+            last = next((j for j in reversed(blocks) if j.stop <= b.emitted_at), None)
+            if last is not None and last.quality.unreadable and b.label != UNCLASSIFIED:
+                b = replace(b, label=UNCLASSIFIED, probabilities=None)
+            out.append(b)
+        return out
 
     def flush(self) -> list[Beat]:
         """End of stream (record over, source ended): finish the beats still pending.
@@ -67,17 +93,26 @@ class DetectorPipeline:
         Beats whose window the stream did not complete are labelled Q.
         """
         beats = self.detector.flush()
-        if self.features is None:
-            return beats
-        return self.classifier.classify(self.features.flush(beats))
+        if self.features is not None:
+            beats = self.classifier.classify(self.features.flush(beats))
+        return self._never_guess(beats, [])
+
+
+def stream_signal(
+    signal: np.ndarray, fs: float = PIPELINE_FS, classifier: BeatClassifier | str | None = SHIPPED, chunk: int = 360
+) -> Iterator[PipelineOutput]:
+    """A whole recording through a fresh pipeline, chunk by chunk as live; the last output holds
+    the beats the stream's end flushed (and no samples)."""
+    pipeline = DetectorPipeline(fs, classifier=classifier)
+    for i in range(0, len(signal), chunk):
+        yield pipeline.update(signal[i : i + chunk])
+    yield PipelineOutput(start=pipeline.samples_seen, filtered=np.zeros(0), beats=pipeline.flush())
 
 
 def run_signal(
     signal: np.ndarray, fs: float = PIPELINE_FS, classifier: BeatClassifier | str | None = SHIPPED, chunk: int = 360
 ) -> tuple[list[Beat], np.ndarray]:
-    """A whole recording through a fresh pipeline, chunk by chunk as live (offline evaluation and
-    training): every beat, the stream's end flushed, and the display-band trace."""
-    pipeline = DetectorPipeline(fs, classifier=classifier)
-    outs = [pipeline.update(signal[i : i + chunk]) for i in range(0, len(signal), chunk)]
-    beats = [b for o in outs for b in o.beats] + pipeline.flush()
-    return beats, np.concatenate([o.filtered for o in outs]) if outs else np.zeros(0)
+    """A whole recording through a fresh pipeline (offline evaluation and training): every beat,
+    the stream's end flushed, and the display-band trace."""
+    outs = list(stream_signal(signal, fs, classifier, chunk))
+    return [b for o in outs for b in o.beats], np.concatenate([o.filtered for o in outs])

@@ -132,7 +132,7 @@ def detected_episodes(signal: np.ndarray, fs: float, chunk_size: int, ref: Refer
     outs = [pipeline.update(c) for c in chunks]
     if ref is not None:
         beats = iter(relabel([b for o in outs for b in o.beats], ref, fs))
-        outs = [PipelineOutput(o.start, o.filtered, [next(beats) for _ in o.beats]) for o in outs]
+        outs = [PipelineOutput(o.start, o.filtered, [next(beats) for _ in o.beats], o.quality) for o in outs]
     return engine_episodes(chunks, outs, fs)
 
 

@@ -1,10 +1,19 @@
 """Noise stress test records: clean ECG plus calibrated noise, the way PhysioNet's ``nst`` does.
 
-``nst`` measures the signal as the mean peak-to-peak QRS amplitude S (largest and smallest 5 %
-dropped) and the noise as its RMS N over one-second windows (likewise trimmed); the signal power
-is taken as S**2 / 8 (a sine wave of that peak-to-peak size), so SNR = 10 log10(S**2 / (8 N**2)).
-Its standard protocol leaves the first five minutes clean, then alternates two noisy minutes with
-two clean ones.
+From the nst manual page (WFDB Applications Guide, "Signal-to-noise ratios"):
+
+* S, the signal power, is (P**2) / 8 where P is the peak-to-peak QRS amplitude: the range of the
+  signal from 50 ms before to 50 ms after each of the first 300 normal (``N``) QRS annotations,
+  the largest and smallest 5 % of those ranges dropped and the rest averaged (``sigamp``).
+  A record with no ``N`` beat (paced, bundle-branch block) is measured on its first 300 beats of
+  any type instead: nst would find nothing to measure there.
+* N, the noise power, is the square of the RMS noise amplitude: the first 300 s of the noise
+  signal in one-second chunks, the RMS difference of each chunk from its own mean, largest and
+  smallest 5 % dropped, the rest averaged. A gain ``a`` scales N by ``a**2``.
+* SNR = 10 log10(S / (N a**2)), solved for ``a``.
+* Standard protocol: five noise-free minutes, then two noisy and two noise-free minutes
+  alternately to the end of the record. Output = clean + a * noise + b, where the offset ``b``
+  is recomputed at each gain change so that the output has no step there.
 """
 
 from __future__ import annotations
@@ -15,30 +24,39 @@ from scipy.stats import trim_mean
 QRS_HALF_WINDOW_S = 0.05
 LEARNING_S = 300.0
 SEGMENT_S = 120.0
+MEASURED_BEATS = 300
+NOISE_MEASURE_S = 300.0
+TRIM = 0.05
 
 
-def qrs_size(signal: np.ndarray, r_samples: np.ndarray, fs: float) -> float:
-    """Trimmed mean of peak-to-peak amplitudes around the reference R marks (nst's S)."""
+def qrs_size(signal: np.ndarray, r_samples: np.ndarray, fs: float, symbols: np.ndarray | None = None) -> float:
+    """nst's peak-to-peak QRS amplitude: trimmed mean over the first 300 normal beats."""
+    r = np.asarray(r_samples, dtype=np.int64)
+    if symbols is not None and np.any(np.asarray(symbols) == "N"):
+        r = r[np.asarray(symbols) == "N"]
     h = int(round(QRS_HALF_WINDOW_S * fs))
-    amps = [np.nanmax(signal[r - h : r + h]) - np.nanmin(signal[r - h : r + h])
-            for r in r_samples if h <= r < len(signal) - h]
+    r = r[(r >= h) & (r < len(signal) - h)][:MEASURED_BEATS]
+    amps = [np.nanmax(signal[k - h : k + h + 1]) - np.nanmin(signal[k - h : k + h + 1]) for k in r]
     if not amps:
         raise ValueError("no QRS complex to measure the signal size from")
-    return float(trim_mean(amps, 0.05))
+    return float(trim_mean(amps, TRIM))
 
 
 def noise_rms(noise: np.ndarray, fs: float) -> float:
-    """Trimmed mean RMS of the noise over one-second windows, each about its own mean (nst's N)."""
-    n = int(fs)
-    frames = noise[: len(noise) // n * n].reshape(-1, n)
+    """nst's RMS noise amplitude: trimmed mean of one-second RMS values over the first 300 s."""
+    n = int(round(fs))
+    x = noise[: int(NOISE_MEASURE_S * fs)]
+    frames = x[: len(x) // n * n].reshape(-1, n)
     rms = np.sqrt(np.mean((frames - frames.mean(axis=1, keepdims=True)) ** 2, axis=1))
-    return float(trim_mean(rms, 0.05))
+    return float(trim_mean(rms, TRIM))
 
 
-def noise_gain(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: float, snr_db: float) -> float:
-    """Scale factor for the noise so that the noisy segments have ``snr_db``."""
-    s = qrs_size(signal, r_samples, fs)
-    return float(s / (np.sqrt(8.0) * noise_rms(noise, fs) * 10 ** (snr_db / 20.0)))
+def noise_gain(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: float, snr_db: float,
+               symbols: np.ndarray | None = None) -> float:
+    """Gain ``a`` for the noise so that SNR = 10 log10(S / (N a**2)) = ``snr_db``."""
+    s = qrs_size(signal, r_samples, fs, symbols) ** 2 / 8.0
+    n = noise_rms(noise, fs) ** 2
+    return float(np.sqrt(s / (n * 10 ** (snr_db / 10.0))))
 
 
 def nst_mask(length: int, fs: float) -> np.ndarray:
@@ -47,10 +65,17 @@ def nst_mask(length: int, fs: float) -> np.ndarray:
     return (t >= LEARNING_S) & (((t - LEARNING_S) // SEGMENT_S) % 2 == 0)
 
 
-def add_noise(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: float, snr_db: float) -> np.ndarray:
-    """Clean signal plus noise at ``snr_db`` in nst's noisy segments (noise repeats if short)."""
-    gain = noise_gain(signal, r_samples, noise, fs, snr_db)
-    reps = int(np.ceil(len(signal) / len(noise)))
-    tiled = np.tile(noise, reps)[: len(signal)]
-    tiled = tiled - np.mean(tiled)
-    return signal + np.where(nst_mask(len(signal), fs), gain * tiled, 0.0)
+def add_noise(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: float, snr_db: float,
+              symbols: np.ndarray | None = None) -> np.ndarray:
+    """Clean signal plus noise at ``snr_db`` in nst's noisy segments (the noise rewinds if short).
+
+    ``symbols`` (the reference annotations' symbols) let the signal size come from normal beats
+    only, as nst measures it.
+    """
+    gain = noise_gain(signal, r_samples, noise, fs, snr_db, symbols)
+    tiled = np.resize(noise, len(signal))  # repeats the noise record from its start
+    a = np.where(nst_mask(len(signal), fs), gain, 0.0)
+    changes = np.flatnonzero(np.diff(a)) + 1
+    steps = np.zeros(len(signal))
+    steps[changes] = (a[changes - 1] - a[changes]) * tiled[changes]  # b cancels each gain step
+    return signal + a * tiled + np.cumsum(steps)

@@ -1,0 +1,76 @@
+"""The noise stress test follows nst: its SNR definition, protocol and step-free gain changes;
+``ecg-eval noise`` end to end with the xqrs peer and the plot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ecg_monitor.replay.noise import add_noise, noise_rms, nst_mask, qrs_size
+from synthetic_ecg import FS, beat_train, regular_times
+
+MINUTES = 14
+
+
+@pytest.fixture(scope="module")
+def clean() -> tuple[np.ndarray, np.ndarray]:
+    """Sinus rhythm at 70/min for 14 min: one minute (70 whole beats) repeated."""
+    x, r = beat_train(regular_times(0.5, 60, 70), 60, noise_mv=0.0)
+    return np.tile(x, MINUTES), (r[:, None] + np.arange(MINUTES) * len(x)).T.ravel()
+
+
+def test_snr_is_nst_s_over_n(clean) -> None:
+    x, r = clean
+    rng = np.random.default_rng(1)
+    noise = np.cumsum(rng.normal(0, 0.05, x.size)) * 0.01 + rng.normal(0, 0.3, x.size)
+    for snr in (12.0, 6.0, 0.0):
+        y = add_noise(x, r, noise, FS, snr)
+        added = (y - x)[nst_mask(len(x), FS)]
+        # S: QRS peak-to-peak (1.2 R, -0.3 S: about 1.5 mV) squared over 8; N: the added noise's power
+        s = qrs_size(x, r, FS) ** 2 / 8
+        assert qrs_size(x, r, FS) == pytest.approx(1.5, abs=0.05)
+        n = noise_rms(added, FS) ** 2
+        assert 10 * np.log10(s / n) == pytest.approx(snr, abs=0.1)
+
+
+def test_normal_beats_set_the_size_when_annotated(clean) -> None:
+    x, r = clean
+    symbols = np.array(["N"] * len(r))
+    symbols[::2] = "V"
+    y = x.copy()
+    y[r[::2, None] + np.arange(-5, 6)] *= 3  # the V beats are three times taller
+    assert qrs_size(y, r, FS, symbols) == pytest.approx(qrs_size(x, r, FS), rel=0.01)
+    assert qrs_size(y, r, FS) > 1.5 * qrs_size(x, r, FS)
+
+
+def test_protocol_and_no_step_at_gain_changes(clean) -> None:
+    x, r = clean
+    noise = np.full(x.size, 2.0) + np.random.default_rng(2).normal(0, 0.1, x.size)  # a large offset
+    y = add_noise(x, r, noise, FS, 6.0)
+    mask = nst_mask(len(x), FS)
+    t = np.arange(len(x)) / FS
+    assert not mask[t < 300].any() and mask[(t >= 300) & (t < 420)].all() and not mask[(t >= 420) & (t < 540)].any()
+    assert np.array_equal(y[t < 300], x[t < 300])
+    edges = np.flatnonzero(np.diff(mask.astype(int))) + 1
+    jumps = np.abs(np.diff(y - x))[edges - 1]
+    assert np.all(jumps < 0.5)  # a 2 mV offset switched on and off gives no step
+
+
+def test_ecg_eval_noise_with_xqrs_peer_and_plot(data_dir: Path, tmp_path: Path) -> None:
+    png = tmp_path / "nst.png"
+    out = subprocess.run([sys.executable, "-m", "ecg_monitor.evaluation.cli", "noise", "--data-dir", str(data_dir),
+                          "--records", "100", "--noise", "ma", "--snr", "6", "--peer", "xqrs", "--plot", str(png)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    rows = {ln.split()[0]: ln.split() for ln in lines[lines.index("gross 6 dB:") + 1 :][:3]}
+    assert set(rows) == {"ours", "ours-readable", "xqrs"}
+    tp, fn, fp = (int(v) for v in rows["ours"][1:4])
+    assert tp + fn > 1800 and fn < 40 and fp < 400  # record 100 has ~1900 beats after 5 min
+    assert float(rows["ours-readable"][5]) >= float(rows["ours"][5])  # leaving noise out helps +P
+    assert "target Se >= 99, +P >= 95" in out.stdout
+    assert png.stat().st_size > 10_000
