@@ -11,7 +11,7 @@ from ecg_monitor.detector.quality import QualityJudge
 from ecg_monitor.detector.episodes import AlarmBook
 from ecg_monitor.detector.rules import RhythmRules
 from ecg_monitor.detector.vf import VFDetector
-from ecg_monitor.evaluation.alarms import Episode, Reference, reference_episodes, score
+from ecg_monitor.evaluation.alarms import Episode, Reference, Stretch, announced, reference_episodes, score
 from ecg_monitor.streamer.synthetic import SyntheticSource, scenario_times
 
 FS = 360.0
@@ -142,3 +142,16 @@ def test_reference_episodes_and_scoring():
     assert (s["asystole"].detected, s["asystole"].false_alarms) == (1, 0)
     assert s["asystole"].delays_s == [pytest.approx(0.6, abs=0.01)]
     assert (s["ventricular_fibrillation"].detected, s["ventricular_fibrillation"].false_alarms) == (0, 1)
+
+
+def test_noisy_stretches_announced_or_listed_as_missed():
+    # three noisy stretches: one covered from its 3rd second by signal_noisy, one by a lead_off
+    # that began before it, one only by a life-threatening alarm (not a technical one)
+    mask = np.zeros(round(60 * FS), bool)
+    for a, b in ((5, 15), (20, 30), (40, 50)):
+        mask[round(a * FS) : round(b * FS)] = True
+    detected = [Episode("signal_noisy", round(7 * FS), round(16 * FS)),
+                Episode("lead_off", round(18 * FS), round(21 * FS)),
+                Episode("ventricular_tachycardia", round(41 * FS), round(45 * FS))]
+    assert announced(detected, mask, FS) == [Stretch(5.0, 15.0, pytest.approx(2.0)), Stretch(20.0, 30.0, 0.0),
+                                             Stretch(40.0, 50.0, None)]

@@ -19,7 +19,9 @@ reference episodes (chatter: 1.0 is one onset per episode).
 ``--noise em --snr 6`` adds nst-style noise (``replay.noise``); a record without life-threatening
 events then counts every life-threatening alarm as false, and each noisy stretch must be
 announced by a technical alarm (``signal_noisy``, ``lead_off`` or ``signal_saturated`` active at
-some time inside it).
+some time inside it); the stretches that were not are listed per record (``--per-record``) and
+counted by their start time (nst's stretches start at the same times in every record, over the
+same part of the noise record, so a count there points at that part of the noise).
 
 The detected alarms come from the streaming pipeline and alarm engine run in-process over the
 record in chunks (the worker does exactly this; both are chunk-invariant). ``--labels reference``
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,8 +164,6 @@ class TypeScore:
 class RecordScore:
     types: dict[str, TypeScore]
     false_lt: int  # new life-threatening episodes outside every reference life-threatening episode
-    stretches: int = 0  # noisy stretches (with --noise)
-    announced: list[float] = field(default_factory=list)  # delay to the technical alarm, per announced stretch
 
 
 def _within(t: int, eps: list[Episode], before: int, after: int) -> bool:
@@ -197,16 +198,25 @@ def score(reference: list[Episode], detected: list[Episode], fs: float) -> Recor
     return RecordScore(types, false_lt)
 
 
-def announced(detected: list[Episode], mask: np.ndarray, fs: float) -> tuple[int, list[float]]:
-    """Noisy stretches of ``mask`` and, for each one a technical alarm covered, its delay (s)."""
+@dataclass(frozen=True)
+class Stretch:
+    """One noisy stretch (seconds) and how long after its start a technical alarm first covered
+    it (None: never, the stretch went unannounced)."""
+
+    start_s: float
+    end_s: float
+    delay_s: float | None
+
+
+def announced(detected: list[Episode], mask: np.ndarray, fs: float) -> list[Stretch]:
+    """The noisy stretches of ``mask``, each with the delay to the technical alarm that covered it."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     tech = [e for e in detected if e.alarm in TECHNICAL]
-    delays = []
+    out = []
     for a, b in zip(edges[::2], edges[1::2]):
         starts = [max(e.raised, a) for e in tech if e.raised < b and e.end > a]
-        if starts:
-            delays.append((min(starts) - a) / fs)
-    return len(edges) // 2, delays
+        out.append(Stretch(a / fs, b / fs, (min(starts) - a) / fs if starts else None))
+    return out
 
 
 def format_report(totals: dict[str, TypeScore], false_lt: int, hours: float, title: str) -> str:
@@ -245,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     names = parse_record_spec(args.records)
     noise = read_record(args.noise, _noise_dir(args), pn_dir="nstdb").signal if args.noise else None
     totals = {a: TypeScore() for a in REQUIRED}
-    hours, false_lt, stretches, delays = 0.0, 0, 0, []
+    hours, false_lt, stretches = 0.0, 0, []
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
         record = read_record(name, args.data_dir)
@@ -254,15 +264,18 @@ def run(args: argparse.Namespace) -> int:
         reference = reference_episodes(ref, record.fs, len(signal))
         detected = detected_episodes(signal, record.fs, args.chunk_size, ref if args.labels == "reference" else None)
         s = score(reference, detected, record.fs)
+        missed = ""
         if noise is not None:
-            n, d = announced(detected, nst_mask(len(signal), record.fs), record.fs)
-            stretches, delays = stretches + n, delays + d
+            mine = announced(detected, nst_mask(len(signal), record.fs), record.fs)
+            stretches += mine
+            missed = ", ".join(f"{st.start_s:.0f}-{st.end_s:.0f} s" for st in mine if st.delay_s is None)
         totals = {a: totals[a] + s.types[a] for a in REQUIRED}
         false_lt += s.false_lt
         hours += record.duration_s / 3600.0
         summary = " ".join(f"{SHORT[a]} {t.detected}/{t.events} FA {t.false_alarms}"
                            for a, t in s.types.items() if t.events or t.false_alarms)
-        summary += f" false LT {s.false_lt}" if s.false_lt else ""
+        summary = " ".join(part for part in (summary, f"false LT {s.false_lt}" if s.false_lt else "",
+                                             f"unannounced noisy stretch {missed}" if missed else "") if part)
         print(f" {summary or 'no events, no alarms'}", file=sys.stderr, flush=True)
         if args.per_record and summary:
             print(f"{name}: {summary}")
@@ -270,7 +283,11 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(totals, false_lt, hours, f"Alarms on {len(names)} records ({hours:.1f} h{noisy}), beat labels "
                                                  f"from {args.labels}; detected = onset within -{BEFORE_S:g}/+{AFTER_S:g} s"))
     if noise is not None:
+        delays = [st.delay_s for st in stretches if st.delay_s is not None]
         median = f"{np.median(delays):.1f} s" if delays else "n/a"
-        print(f"noisy stretches announced by a technical alarm: {len(delays)}/{stretches} "
+        print(f"noisy stretches announced by a technical alarm: {len(delays)}/{len(stretches)} "
               f"(median delay from the stretch's start {median})")
+        missed = Counter(round(st.start_s) for st in stretches if st.delay_s is None)
+        if missed:
+            print("unannounced stretches by their start: " + ", ".join(f"{k} s: {n}" for k, n in sorted(missed.items())))
     return 0
