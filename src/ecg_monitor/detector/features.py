@@ -44,8 +44,9 @@ whole recording for training and offline evaluation.
 
 from __future__ import annotations
 
+import math
 from collections import deque
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -208,7 +209,7 @@ class BeatFeatureExtractor:
         out = []
         while self._pending:
             beat = self._pending.popleft()
-            out.append((replace(beat, emitted_at=max(beat.emitted_at, self.n), detected_at=beat.emitted_at), self._features(beat, usable=False)))
+            out.append((_ready_at(beat, max(beat.emitted_at, self.n)), self._features(beat, usable=False)))
         return out
 
     # ------------------------------------------------------------------ samples
@@ -232,7 +233,7 @@ class BeatFeatureExtractor:
         while self._pending and self._pending[0].sample + self.spec.post <= self.n:
             beat = self._pending.popleft()
             done = max(beat.emitted_at, beat.sample + self.spec.post)
-            out.append((replace(beat, emitted_at=done, detected_at=beat.emitted_at), self._features(beat)))
+            out.append((_ready_at(beat, done), self._features(beat)))
         return out
 
     # ------------------------------------------------------------------ one beat
@@ -246,7 +247,8 @@ class BeatFeatureExtractor:
             w = self._ecg.get(lo, hi)
             x = 0.5 * (w[0::2] + w[1::2]) if self.spec.decimate == 2 else w.reshape(-1, self.spec.decimate).mean(axis=1)
             x = x - _median(x)
-            amp = float(np.ptp(x[self._qrs]))
+            qrs = x[self._qrs]
+            amp = float(qrs.max() - qrs.min())
             morph, rhythm[_TEMPLATE] = self._usual.compare(x, amp, self.spec.min_amplitude_mv)
             on_time = short or rhythm[_PRE_OVER_LOCAL] >= self._on_time
             self._learn(beat.sample, x, amp, on_time, rhythm[_CORRELATION], rhythm[_AMPLITUDE])
@@ -351,15 +353,16 @@ class UsualBeat:
         usual, scale, width, p_usual = (self._beat, self._scale, self._width, self._p) if self._n else (
             x, amp, _qrs_width(x[self._qrs]), float(np.std(x[self._p_wave])))
         unit = 1.0 / max(scale, min_amplitude)
-        morph = np.stack([x * unit, usual * unit]).astype(np.float32)
+        morph = np.empty((2, x.size), np.float32)
+        morph[0], morph[1] = x * unit, usual * unit  # assignment rounds to float32 as astype does
         beat, ref = morph[0, self._qrs].astype(np.float64), morph[1, self._qrs].astype(np.float64)
         beat, ref = beat - beat.mean(), ref - ref.mean()
-        norm = float(np.sqrt(np.dot(beat, beat) * np.dot(ref, ref)))
+        norm = math.sqrt(float(np.dot(beat, beat) * np.dot(ref, ref)))
         corr = float(np.dot(beat, ref)) / norm if norm > 1e-12 else 0.0
         ratio = lambda a, b: float(np.log(max(a, 1e-3) / max(b, 1e-3)))  # noqa: E731 - local helper
         p_beat = float(np.std(morph[0, self._p_wave]))
-        return morph, np.array([corr, ratio(np.ptp(beat), np.ptp(ref)), ratio(_qrs_width(beat), width),
-                                p_beat, p_usual * unit], np.float32)
+        return morph, np.array([corr, ratio(beat.max() - beat.min(), ref.max() - ref.min()),
+                                ratio(_qrs_width(beat), width), p_beat, p_usual * unit], np.float32)
 
 
 def _median(a):
@@ -374,6 +377,13 @@ def _median(a):
         return np.partition(a, h, axis=0)[h]
     part = np.partition(a, (h - 1, h), axis=0)
     return (part[h - 1] + part[h]) / 2
+
+
+def _ready_at(beat: Beat, emitted_at: int) -> Beat:
+    """The beat given out at ``emitted_at``, the detector's decision time kept (the constructor,
+    not ``dataclasses.replace``: this runs once per beat)."""
+    return Beat(beat.sample, emitted_at, beat.label, beat.search_back, beat.probabilities,
+                beat.short_history, beat.emitted_at)
 
 
 _PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")

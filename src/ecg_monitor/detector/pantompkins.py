@@ -206,22 +206,8 @@ class PanTompkinsDetector:
         """Process candidate peaks and timers in time order, up to the newest sample."""
         k = 0
         while True:
-            times = []
-            if k < len(new_peaks):
-                times.append((new_peaks[k].index + 1, 0))
-            if self._held is not None:
-                times.append((self._held.index + self._refractory, 1))
-            deadline = self._search_deadline()
-            if deadline is not None:
-                times.append((deadline, 2))
-            if not self._learnt:
-                times.append((self._learn_until, 3))
-            if self._blocks:
-                times.append((self._blocks[0].stop, 4))
-            if not times:
-                return
-            t, kind = min(times)
-            if t > self.n:
+            t, kind = self._next_event(new_peaks[k].index + 1 if k < len(new_peaks) else None)
+            if kind < 0 or t > self.n:
                 return
             if kind == 0:
                 self._offer(new_peaks[k])
@@ -235,6 +221,21 @@ class PanTompkinsDetector:
                 self._finish_learning(t)
             else:
                 self._close_block(t)
+
+    def _next_event(self, peak_time: int | None) -> tuple[int, int]:
+        """Time and kind of the earliest pending event (kind -1: none); at equal times the lower
+        kind first: 0 new peak, 1 refractory end, 2 search-back, 3 end of learning, 4 block end.
+        Plain comparisons, as this runs once per event."""
+        t, kind = (peak_time, 0) if peak_time is not None else (None, -1)
+        for k, tk in (
+            (1, self._held.index + self._refractory if self._held is not None else None),
+            (2, self._search_deadline()),
+            (3, self._learn_until if not self._learnt else None),
+            (4, self._blocks[0].stop if self._blocks else None),
+        ):
+            if tk is not None and (t is None or tk < t):
+                t, kind = tk, k
+        return (t if t is not None else 0), kind
 
     def _close_block(self, t: int) -> None:
         """A quality block ends: add the detector's own evidence to the raw verdict.
@@ -292,7 +293,7 @@ class PanTompkinsDetector:
         lo = max(peak.index - self._mwi_len - self._bls // 4, self._qrs_buf.start)
         hi = peak.index + 1
         q = self._qrs_buf.get(lo, hi)
-        peak.filtered = float(np.max(np.abs(q)))
+        peak.filtered = float(max(q.max(), -q.min()))  # max |q| without an abs array
         lo_d = max(peak.index - self._bls, self._der_buf.start)
         d = self._der_buf.get(lo_d, hi)
         up, down = int(np.argmax(d)), int(np.argmin(d))
