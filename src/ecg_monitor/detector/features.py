@@ -52,6 +52,7 @@ import numpy as np
 
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.beats import Beat
+from ecg_monitor.detector.quality import fast_std
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 #: Names of the rhythm features, in the order of :attr:`BeatFeatures.rhythm`.
@@ -343,7 +344,7 @@ class UsualBeat:
         self._beat = _median(self._shapes[: self._n])
         self._scale = float(_median(self._amps[: self._n]))
         self._width = _qrs_width(self._beat[self._qrs])
-        self._p = float(np.std(self._beat[self._p_wave]))
+        self._p = fast_std(self._beat[self._p_wave])
 
     def compare(self, x: np.ndarray, amp: float, min_amplitude: float) -> tuple[np.ndarray, np.ndarray]:
         """Morphology input (beat and usual beat in units of the usual QRS amplitude; the beat
@@ -351,16 +352,16 @@ class UsualBeat:
         amplitude and width ratios, and the size of the wave before each (P wave, or fibrillatory
         waves in AF)."""
         usual, scale, width, p_usual = (self._beat, self._scale, self._width, self._p) if self._n else (
-            x, amp, _qrs_width(x[self._qrs]), float(np.std(x[self._p_wave])))
+            x, amp, _qrs_width(x[self._qrs]), fast_std(x[self._p_wave]))
         unit = 1.0 / max(scale, min_amplitude)
         morph = np.empty((2, x.size), np.float32)
         morph[0], morph[1] = x * unit, usual * unit  # assignment rounds to float32 as astype does
         beat, ref = morph[0, self._qrs].astype(np.float64), morph[1, self._qrs].astype(np.float64)
-        beat, ref = beat - beat.mean(), ref - ref.mean()
+        beat, ref = beat - beat.sum() / beat.size, ref - ref.sum() / ref.size  # their means
         norm = math.sqrt(float(np.dot(beat, beat) * np.dot(ref, ref)))
         corr = float(np.dot(beat, ref)) / norm if norm > 1e-12 else 0.0
         ratio = lambda a, b: float(np.log(max(a, 1e-3) / max(b, 1e-3)))  # noqa: E731 - local helper
-        p_beat = float(np.std(morph[0, self._p_wave]))
+        p_beat = fast_std(morph[0, self._p_wave])
         return morph, np.array([corr, ratio(beat.max() - beat.min(), ref.max() - ref.min()),
                                 ratio(_qrs_width(beat), width), p_beat, p_usual * unit], np.float32)
 
@@ -373,9 +374,11 @@ def _median(a):
         return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
     n = len(a)
     h = n // 2
+    part = a.copy()
     if n % 2:
-        return np.partition(a, h, axis=0)[h]
-    part = np.partition(a, (h - 1, h), axis=0)
+        part.partition(h, axis=0)
+        return part[h]
+    part.partition((h - 1, h), axis=0)
     return (part[h - 1] + part[h]) / 2
 
 
@@ -395,7 +398,7 @@ _AMPLITUDE = RHYTHM_FEATURES.index("log_amplitude_ratio")
 def _qrs_width(x: np.ndarray) -> float:
     """Samples between 10 % and 90 % of the cumulative slope energy: a QRS width that needs no
     onset/offset detector and grows with a wide (bundle branch or ventricular) complex."""
-    e = np.cumsum(np.diff(x) ** 2)
+    e = np.cumsum((x[1:] - x[:-1]) ** 2)
     if e[-1] <= 0:
         return 0.0
     return float(np.searchsorted(e, 0.9 * e[-1]) - np.searchsorted(e, 0.1 * e[-1]))

@@ -74,10 +74,27 @@ def fast_median(a: np.ndarray) -> float:
     """``np.median`` of a 1-D array without its overhead (called per block and per peak)."""
     n = a.size
     k = n // 2
+    p = a.copy()
     if n % 2:
-        return float(np.partition(a, k)[k])
-    p = np.partition(a, (k - 1, k))
+        p.partition(k)
+        return float(p[k])
+    p.partition((k - 1, k))
     return float(0.5 * (p[k - 1] + p[k]))
+
+
+def fast_std(a: np.ndarray) -> float:
+    """``np.std`` of a 1-D array, the same operations in the same order (so the same bits, in
+    its own dtype) without its overhead (called per beat)."""
+    n, own = np.intp(a.size), a.dtype.type
+    d = a - own(a.sum() / n)
+    d *= d
+    return float(np.sqrt(own(d.sum() / n)))
+
+
+def second_difference(x: np.ndarray) -> np.ndarray:
+    """``np.diff(x, 2)`` without its overhead."""
+    d = x[1:] - x[:-1]
+    return d[1:] - d[:-1]
 
 
 def _runs_at(x: np.ndarray, value: float) -> np.ndarray:
@@ -134,7 +151,7 @@ class QualityJudge:
         level, last = fast_median(x), self._level
         self._level = level
         stepped = last is not None and abs(level - last) > cfg.rail_jump_mv  # baseline step
-        return BlockQuality(noisy=stepped or fast_median(np.abs(np.diff(x, 2))) > cfg.hf_noise_mv)
+        return BlockQuality(noisy=stepped or fast_median(np.abs(second_difference(x))) > cfg.hf_noise_mv)
 
     def _noise_ratio(self, raw: np.ndarray, learn: bool, q: np.ndarray | None) -> float:
         """Median |QRS band| over the last 2 s against the QRS size learnt from clean windows
