@@ -206,13 +206,12 @@ class PanTompkinsDetector:
         """Process candidate peaks and timers in time order, up to the newest sample."""
         k = 0
         while True:
-            t, kind = self._next_event(new_peaks[k].index + 1 if k < len(new_peaks) else None)
-            if kind < 0 or t > self.n:
+            k = self._offer_peaks(new_peaks, k)  # then a timer comes before the next peak, if any
+            event = self._next_timer()
+            if event is None or event[0] > self.n:
                 return
-            if kind == 0:
-                self._offer(new_peaks[k])
-                k += 1
-            elif kind == 1:
+            t, kind = event
+            if kind == 1:
                 peak, self._held = self._held, None
                 self._decide(peak, t)
             elif kind == 2:
@@ -222,20 +221,40 @@ class PanTompkinsDetector:
             else:
                 self._close_block(t)
 
-    def _next_event(self, peak_time: int | None) -> tuple[int, int]:
-        """Time and kind of the earliest pending event (kind -1: none); at equal times the lower
-        kind first: 0 new peak, 1 refractory end, 2 search-back, 3 end of learning, 4 block end.
-        Plain comparisons, as this runs once per event."""
-        t, kind = (peak_time, 0) if peak_time is not None else (None, -1)
-        for k, tk in (
-            (1, self._held.index + self._refractory if self._held is not None else None),
+    def _offer_peaks(self, peaks: list[_Peak], k: int) -> int:
+        """Offer ``peaks[k:]`` up to the newest sample while no timer comes first (a peak before
+        a timer at the same time), without recomputing the timers an offer cannot move; returns
+        the index of the first peak not offered."""
+        timer = self._timer()
+        while k < len(peaks):
+            t = peaks[k].index + 1
+            if t > self.n or (timer is not None and timer[0] < t) or (
+                    self._held is not None and self._held.index + self._refractory < t):
+                break
+            self._offer(peaks[k])
+            k += 1
+        return k
+
+    def _next_timer(self) -> tuple[int, int] | None:
+        """Earliest timer as (time, kind): 1 refractory end, then the others (lower kind first
+        at equal times)."""
+        timer = self._timer()
+        if self._held is not None and (timer is None or self._held.index + self._refractory <= timer[0]):
+            return self._held.index + self._refractory, 1
+        return timer
+
+    def _timer(self) -> tuple[int, int] | None:
+        """Earliest of the timers an offered peak does not move, as (time, kind): 2 search-back,
+        3 end of learning, 4 block end (the lower kind first at equal times)."""
+        best = None
+        for kind, t in (
             (2, self._search_deadline()),
             (3, self._learn_until if not self._learnt else None),
             (4, self._blocks[0].stop if self._blocks else None),
         ):
-            if tk is not None and (t is None or tk < t):
-                t, kind = tk, k
-        return (t if t is not None else 0), kind
+            if t is not None and (best is None or t < best[0]):
+                best = (t, kind)
+        return best
 
     def _close_block(self, t: int) -> None:
         """A quality block ends: add the detector's own evidence to the raw verdict.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -79,9 +80,11 @@ class DetectorPipeline:
         blocks = ([self._last_block] if self._last_block is not None else []) + judged
         if judged:
             self._last_block = judged[-1]
+        stops = [j.stop for j in blocks]  # increasing: the last block by a time is a bisection
         out = []
         for b in beats:
-            last = next((j for j in reversed(blocks) if j.stop <= b.emitted_at), None)
+            i = bisect_right(stops, b.emitted_at) - 1
+            last = blocks[i] if i >= 0 else None
             if last is not None and last.quality.unreadable and b.label != UNCLASSIFIED:
                 b = replace(b, label=UNCLASSIFIED, probabilities=None)
             out.append(b)
