@@ -40,9 +40,10 @@ class RingBuffer:
     def get(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` by absolute index (a copy); raises if they are not (or no
         longer) held."""
-        if start < self.start or stop > self.end or start > stop:
+        cap = self.capacity  # locals: this runs several times per peak and per beat
+        if start < 0 or start < self.end - cap or stop > self.end or start > stop:
             raise IndexError(f"samples [{start}, {stop}) not in buffer [{self.start}, {self.end})")
-        lo, hi = start % self.capacity, stop - start
-        if lo + hi <= self.capacity:  # one piece: a slice, not an index array
+        lo, hi = start % cap, stop - start
+        if lo + hi <= cap:  # one piece: a slice, not an index array
             return self._data[lo : lo + hi].copy()
-        return np.concatenate((self._data[lo:], self._data[: lo + hi - self.capacity]))
+        return np.concatenate((self._data[lo:], self._data[: lo + hi - cap]))
