@@ -119,6 +119,7 @@ class QualityJudge:
         self._recent: deque[np.ndarray] = deque()  # QRS band of the last blocks
         self._recent_n = 0
         self._sizes: deque[float] = deque(maxlen=cfg.size_windows)
+        self._size = 0.0  # median of _sizes, kept as it only changes when one is added
 
     def judge(self, raw: np.ndarray, qrs_band: np.ndarray | None = None) -> BlockQuality:
         """Judge the next block; ``qrs_band``, when the caller has it, is the block through
@@ -171,7 +172,8 @@ class QualityJudge:
         med, peak = fast_median(a), float(np.max(a))
         if learn and peak > 0 and (not self._sizes or med < self.cfg.clean_shape * peak):
             self._sizes.append(peak)
-        size = fast_median(np.fromiter(self._sizes, float)) if self._sizes else 0.0
+            self._size = fast_median(np.fromiter(self._sizes, float))
+        size = self._size
         if size <= 0 or med <= self.cfg.noise_ratio * size or self._rhythmic(w):
             return min(med / size, self.cfg.noise_ratio) if size > 0 else 0.0
         return med / size
