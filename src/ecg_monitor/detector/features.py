@@ -295,9 +295,9 @@ class BeatFeatureExtractor:
             self._rr.append((r, known_pre))
             self._rr_sum += known_pre
             self._recent.append(known_pre)
-        fs, lg = self.spec.fs, np.log
-        values = (pre / fs, prev / fs, local / fs, long / fs, lg(pre / local), lg(pre / long),
-                  lg(local / long), lg(prev / local), lg(pre / prev), irregular, float(short),
+        fs = self.spec.fs
+        logs = np.log([pre / local, pre / long, local / long, prev / local, pre / prev])  # one call, not five
+        values = (pre / fs, prev / fs, local / fs, long / fs, *logs, irregular, float(short),
                   1.0, 0.0, 0.0, 0.0, 0.0,  # template features: set once the window is complete
                   context_irregular, jump_fraction)
         return np.asarray(values, dtype=np.float32), short
@@ -360,10 +360,10 @@ class UsualBeat:
         beat, ref = beat - beat.sum() / beat.size, ref - ref.sum() / ref.size  # their means
         norm = math.sqrt(float(np.dot(beat, beat) * np.dot(ref, ref)))
         corr = float(np.dot(beat, ref)) / norm if norm > 1e-12 else 0.0
-        ratio = lambda a, b: float(np.log(max(a, 1e-3) / max(b, 1e-3)))  # noqa: E731 - local helper
+        ratio = lambda a, b: max(a, 1e-3) / max(b, 1e-3)  # noqa: E731 - local helper
+        amp, wide = np.log([ratio(beat.max() - beat.min(), ref.max() - ref.min()), ratio(_qrs_width(beat), width)])
         p_beat = fast_std(morph[0, self._p_wave])
-        return morph, np.array([corr, ratio(beat.max() - beat.min(), ref.max() - ref.min()),
-                                ratio(_qrs_width(beat), width), p_beat, p_usual * unit], np.float32)
+        return morph, np.array([corr, amp, wide, p_beat, p_usual * unit], np.float32)
 
 
 def _median(a):
