@@ -97,6 +97,27 @@ def second_difference(x: np.ndarray) -> np.ndarray:
     return d[1:] - d[:-1]
 
 
+def _row_medians(x: np.ndarray) -> np.ndarray:
+    """``fast_median`` of each row."""
+    k = x.shape[1] // 2
+    p = x.copy()
+    if x.shape[1] % 2:
+        p.partition(k, axis=1)
+        return p[:, k]
+    p.partition((k - 1, k), axis=1)
+    return 0.5 * (p[:, k - 1] + p[:, k])
+
+
+def _block_stats(x: np.ndarray) -> list[tuple[float, float, int, float, float]]:
+    """Per row of finite samples (at least 3): lowest, highest, how many samples are at either,
+    median (the level) and median |second difference| (high-frequency noise)."""
+    lo, hi = x.min(axis=1), x.max(axis=1)
+    at_ends = np.count_nonzero(x == lo[:, None], axis=1) + np.count_nonzero(x == hi[:, None], axis=1)
+    d = x[:, 1:] - x[:, :-1]
+    hf = _row_medians(np.abs(d[:, 1:] - d[:, :-1]))
+    return list(zip(lo.tolist(), hi.tolist(), at_ends.tolist(), _row_medians(x).tolist(), hf.tolist()))
+
+
 def _runs_at(x: np.ndarray, value: float) -> np.ndarray:
     """Lengths of the runs of consecutive samples equal to ``value``."""
     hit = np.concatenate([[False], x == value, [False]])
@@ -125,34 +146,43 @@ class QualityJudge:
         """Judge the next block; ``qrs_band``, when the caller has it, is the block through
         :func:`design_qrs_filter` with gaps held (what the judge would compute itself)."""
         raw = np.asarray(raw, dtype=np.float64)
-        verdict = self._verdict(raw)
-        ratio = self._noise_ratio(raw, not verdict.unusable, qrs_band)
-        if verdict.unusable:
-            return BlockQuality(verdict.missing, verdict.flat, verdict.saturated, noise_ratio=ratio)
-        return BlockQuality(noisy=verdict.noisy or ratio > self.cfg.noise_ratio, noise_ratio=ratio,
-                            artifact=verdict.noisy)
+        return self.judge_blocks(raw[None], None if qrs_band is None else np.asarray(qrs_band)[None])[0]
 
-    def _verdict(self, raw: np.ndarray) -> BlockQuality:
-        """Missing, flat, saturated, or high-frequency noise, from this block alone."""
+    def judge_blocks(self, raws: np.ndarray, qrs_bands: np.ndarray | None = None) -> list[BlockQuality]:
+        """Judge the next blocks, the rows of ``raws`` (and of ``qrs_bands``), in order: as
+        ``judge`` on each, with the statistics of the blocks without gaps computed in one go."""
+        whole = np.isfinite(raws).all(axis=1)
+        stats = _block_stats(raws) if raws.shape[1] >= 3 else None  # rows with a gap: their own below
+        out = []
+        for i, raw in enumerate(raws):
+            verdict = self._verdict(raw, stats[i] if whole[i] and stats is not None else None)
+            ratio = self._noise_ratio(raw, not verdict.unusable, None if qrs_bands is None else qrs_bands[i])
+            if verdict.unusable:
+                out.append(BlockQuality(verdict.missing, verdict.flat, verdict.saturated, noise_ratio=ratio))
+            else:
+                out.append(BlockQuality(noisy=verdict.noisy or ratio > self.cfg.noise_ratio, noise_ratio=ratio,
+                                        artifact=verdict.noisy))
+        return out
+
+    def _verdict(self, raw: np.ndarray, stats: tuple[float, ...] | None) -> BlockQuality:
+        """Missing, flat, saturated, or high-frequency noise, from this block alone (``stats``:
+        its :func:`_block_stats` row when it has no gap)."""
         cfg = self.cfg
-        x = raw[np.isfinite(raw)]
+        x = raw if stats is not None else raw[np.isfinite(raw)]
         if x.size < cfg.min_valid * raw.size or x.size < 3:
             return BlockQuality(missing=True)
-        lo, hi = float(x.min()), float(x.max())
+        lo, hi, at_ends, level, hf = stats if stats is not None else _block_stats(x[None])[0]
         if hi - lo <= cfg.flat_mv:
-            level = fast_median(x)
             if self._level is not None and abs(level - self._level) > cfg.rail_jump_mv:
                 return BlockQuality(saturated=True)
             return BlockQuality(flat=True)
-        at_ends = int(np.count_nonzero(x == lo)) + int(np.count_nonzero(x == hi))
         clipped = 0 if at_ends < cfg.clip_fraction * x.size else sum(
             int(r[r >= self._clip_run].sum()) for r in (_runs_at(x, lo), _runs_at(x, hi)))
         if clipped >= cfg.clip_fraction * x.size:
             return BlockQuality(saturated=True)
-        level, last = fast_median(x), self._level
-        self._level = level
+        last, self._level = self._level, level
         stepped = last is not None and abs(level - last) > cfg.rail_jump_mv  # baseline step
-        return BlockQuality(noisy=stepped or fast_median(np.abs(second_difference(x))) > cfg.hf_noise_mv)
+        return BlockQuality(noisy=stepped or hf > cfg.hf_noise_mv)
 
     def _noise_ratio(self, raw: np.ndarray, learn: bool, q: np.ndarray | None) -> float:
         """Median |QRS band| over the last 2 s against the QRS size learnt from clean windows
@@ -256,13 +286,14 @@ class BlockQualityStream:
         self._pending = np.concatenate([self._pending, np.asarray(raw, dtype=np.float64)])
         if qrs_band is not None:
             self._pending_q = np.concatenate([self._pending_q, qrs_band])
-        out = []
-        while self._pending.size >= self.block:
-            b = self.block
-            piece, self._pending = self._pending[:b], self._pending[b:]
-            q = None
-            if qrs_band is not None:
-                q, self._pending_q = self._pending_q[:b], self._pending_q[b:]
-            out.append(JudgedBlock(self._start, self._start + b, self.judge.judge(piece, q)))
-            self._start += b
-        return out
+        b = self.block
+        m = self._pending.size // b  # whole blocks, judged in one go
+        if m == 0:
+            return []
+        raws, self._pending = self._pending[: m * b].reshape(m, b), self._pending[m * b :]
+        qs = None
+        if qrs_band is not None:
+            qs, self._pending_q = self._pending_q[: m * b].reshape(m, b), self._pending_q[m * b :]
+        starts = range(self._start, self._start + m * b, b)
+        self._start += m * b
+        return [JudgedBlock(s, s + b, v) for s, v in zip(starts, self.judge.judge_blocks(raws, qs))]
