@@ -196,7 +196,7 @@ class PanTompkinsDetector:
         j = np.flatnonzero((ext[1:-1] > ext[:-2]) & (ext[1:-1] >= ext[2:])) + 1
         first = n0 - len(self._tail)
         self._tail = ext[-2:]
-        self._run([_Peak(first + int(k), float(ext[k])) for k in j])
+        self._run([_Peak(first + k, v) for k, v in zip(j.tolist(), ext[j].tolist())])
         if not valid.all():
             shown = np.where(valid, shown, np.nan)  # show a gap as a gap
         return shown
