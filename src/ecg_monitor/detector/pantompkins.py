@@ -315,7 +315,7 @@ class PanTompkinsDetector:
         peak.filtered = float(max(q.max(), -q.min()))  # max |q| without an abs array
         lo_d = max(peak.index - self._bls, self._der_buf.start)
         d = self._der_buf.get(lo_d, hi)
-        up, down = int(np.argmax(d)), int(np.argmin(d))
+        up, down = int(d.argmax()), int(d.argmin())
         rise, fall = float(d[up]), float(-d[down])
         peak.slope = max(rise, fall)
         ratio = self.cfg.bls_ratio
@@ -338,7 +338,7 @@ class PanTompkinsDetector:
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)
         seg = self.display.get(lo, max(lo + 1, peak.index - self._r_search[1]))
-        return max(0, lo + int(np.argmax(np.abs(seg))) - self._display_delay)
+        return max(0, lo + int(np.abs(seg).argmax()) - self._display_delay)
 
     # ------------------------------------------------------------------ thresholds
     def _noisy(self, t: int) -> bool:

@@ -199,7 +199,7 @@ class QualityJudge:
             return 0.0
         w = np.concatenate(self._recent)
         a = np.abs(w)
-        med, peak = fast_median(a), float(np.max(a))
+        med, peak = fast_median(a), float(a.max())
         if learn and peak > 0 and (not self._sizes or med < self.cfg.clean_shape * peak):
             self._sizes.append(peak)
             self._size = fast_median(np.fromiter(self._sizes, float))
