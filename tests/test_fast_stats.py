@@ -4,7 +4,7 @@ quality verdicts must not change because they skip numpy's overhead)."""
 import numpy as np
 import pytest
 
-from ecg_monitor.detector.quality import fast_median, fast_std, second_difference
+from ecg_monitor.detector.quality import fast_median, fast_std, row_medians, second_difference
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -17,4 +17,6 @@ def test_same_bits_as_numpy(dtype) -> None:
         assert fast_median(a) == float(np.median(a)), (dtype, n)
         if n > 2:
             np.testing.assert_array_equal(second_difference(a), np.diff(a, 2))
+        rows = a[: n - n % 3].reshape(3, -1) if n >= 3 else a[None]
+        np.testing.assert_array_equal(row_medians(rows), np.median(rows, axis=1))
         np.testing.assert_array_equal(a, before)  # the input is left as it was

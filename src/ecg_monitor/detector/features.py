@@ -52,7 +52,7 @@ import numpy as np
 
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.quality import fast_std
+from ecg_monitor.detector.quality import fast_median, fast_std, row_medians
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 #: Names of the rhythm features, in the order of :attr:`BeatFeatures.rhythm`.
@@ -247,7 +247,7 @@ class BeatFeatureExtractor:
         else:
             w = self._ecg.get(lo, hi)
             x = 0.5 * (w[0::2] + w[1::2]) if self.spec.decimate == 2 else w.reshape(-1, self.spec.decimate).mean(axis=1)
-            x = x - _median(x)
+            x = x - fast_median(x)
             qrs = x[self._qrs]
             amp = float(qrs.max() - qrs.min())
             morph, rhythm[_TEMPLATE] = self._usual.compare(x, amp, self.spec.min_amplitude_mv)
@@ -341,8 +341,8 @@ class UsualBeat:
         self._shapes[self._next], self._amps[self._next] = x, amp
         self._next = (self._next + 1) % len(self._amps)
         self._n = min(self._n + 1, len(self._amps))
-        self._beat = _median(self._shapes[: self._n])
-        self._scale = float(_median(self._amps[: self._n]))
+        self._beat = row_medians(self._shapes[: self._n].T)  # per sample, over the admitted windows
+        self._scale = fast_median(self._amps[: self._n])
         self._width = _qrs_width(self._beat[self._qrs])
         self._p = fast_std(self._beat[self._p_wave])
 
@@ -366,24 +366,11 @@ class UsualBeat:
         return morph, np.array([corr, amp, wide, p_beat, p_usual * unit], np.float32)
 
 
-def _median(a):
-    """Median of a short list, of a 1-D array or of the rows of a 2-D one, without np.median's
-    overhead (the same values: an exact order statistic whichever way it is found)."""
-    if isinstance(a, list):
-        s = sorted(a)
-        h = len(s) // 2
-        return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
-    n = len(a)
-    h = n // 2
-    if a.ndim == 2:  # a few rows (the usual beat's windows): sorting each column is the fastest
-        s = np.sort(a.T, axis=1)
-        return s[:, h] if n % 2 else (s[:, h - 1] + s[:, h]) / 2
-    part = a.copy()
-    if n % 2:
-        part.partition(h)
-        return part[h]
-    part.partition((h - 1, h))
-    return (part[h - 1] + part[h]) / 2
+def _median(a: list) -> float:
+    """Median of a short list of RRs (plain Python: faster than numpy at this size)."""
+    s = sorted(a)
+    h = len(s) // 2
+    return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
 
 
 def _ready_at(beat: Beat, emitted_at: int) -> Beat:

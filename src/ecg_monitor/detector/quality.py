@@ -97,15 +97,12 @@ def second_difference(x: np.ndarray) -> np.ndarray:
     return d[1:] - d[:-1]
 
 
-def _row_medians(x: np.ndarray) -> np.ndarray:
-    """``fast_median`` of each row."""
+def row_medians(x: np.ndarray) -> np.ndarray:
+    """The median of each row of a 2-D array (sorting the rows: for the short rows of blocks and
+    beat windows faster than np.median or partitioning, with the same values)."""
     k = x.shape[1] // 2
-    p = x.copy()
-    if x.shape[1] % 2:
-        p.partition(k, axis=1)
-        return p[:, k]
-    p.partition((k - 1, k), axis=1)
-    return 0.5 * (p[:, k - 1] + p[:, k])
+    s = np.sort(x, axis=1)
+    return s[:, k] if x.shape[1] % 2 else 0.5 * (s[:, k - 1] + s[:, k])
 
 
 def _block_stats(x: np.ndarray) -> list[tuple[float, float, int, float, float]]:
@@ -114,8 +111,8 @@ def _block_stats(x: np.ndarray) -> list[tuple[float, float, int, float, float]]:
     lo, hi = x.min(axis=1), x.max(axis=1)
     at_ends = np.count_nonzero(x == lo[:, None], axis=1) + np.count_nonzero(x == hi[:, None], axis=1)
     d = x[:, 1:] - x[:, :-1]
-    hf = _row_medians(np.abs(d[:, 1:] - d[:, :-1]))
-    return list(zip(lo.tolist(), hi.tolist(), at_ends.tolist(), _row_medians(x).tolist(), hf.tolist()))
+    hf = row_medians(np.abs(d[:, 1:] - d[:, :-1]))
+    return list(zip(lo.tolist(), hi.tolist(), at_ends.tolist(), row_medians(x).tolist(), hf.tolist()))
 
 
 def _runs_at(x: np.ndarray, value: float) -> np.ndarray:
