@@ -43,6 +43,6 @@ def reference(patient: str, x: np.ndarray, chunk: int) -> dict[str, list]:
 
     feed = Feed(emit, 10**6, RollingLatency(), RollingLatency(), patient)
     for frames in chunk_messages(patient, x, chunk):
-        feed.on_chunk(decode(frames), 0.0)
+        feed.on_chunks([decode(frames)], 0.0)
     feed.on_source(decode(ended_message(patient, len(x))))
     return out

@@ -141,10 +141,6 @@ class Feed:
         self._publish_beats(s.pipeline.flush(), time.monotonic())
         self._publish_alarms(s.alarms.close(detail))
 
-    def on_chunk(self, msg: Message, t_received: float) -> bool:
-        """Process one chunk; False when it is refused (another source, or another rate)."""
-        return self.on_chunks([msg], t_received) == 0
-
     def on_chunks(self, msgs: list[Message], t_received: float) -> int:
         """Process consecutive chunks of this feed (in order, no source message between them)
         as one pipeline update: the pipeline is chunk-invariant, so the beats, alarms and trace
