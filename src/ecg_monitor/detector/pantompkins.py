@@ -59,7 +59,6 @@ class DetectorConfig:
     rr_high_ratio: float = 1.16
     threshold_ratio: float = 0.25
     search_back_ratio: float = 0.5
-    noisy_threshold_ratio: float = 0.25  # threshold_ratio while the signal is judged noisy
     step_mv: float = 4.0  # raw level this different before and after a peak: a baseline step
     crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
     crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
@@ -346,9 +345,10 @@ class PanTompkinsDetector:
         return next((bad for stop, bad in reversed(self._unreadable) if stop <= t), False)
 
     def _thresholds(self, t: int) -> tuple[float, float]:
-        """Detection thresholds at time ``t``: higher, and never halved, while the signal is noisy."""
+        """Detection thresholds at time ``t``: never halved for an irregular rhythm while the
+        signal is noisy (noise makes the rhythm look irregular)."""
         noisy = self._noisy(t)
-        r = self.cfg.noisy_threshold_ratio if noisy else self.cfg.threshold_ratio
+        r = self.cfg.threshold_ratio
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)
         if not noisy and self._irregular():
