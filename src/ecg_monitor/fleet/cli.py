@@ -11,6 +11,7 @@ repeat starts a minute further in); otherwise each is a synthetic device with it
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from ecg_monitor.app import runtime
@@ -41,13 +42,13 @@ def fleet_sources(n: int, records: list[str], data_dir: str | None, stagger_s: f
     return out
 
 
-def open_sender(args: argparse.Namespace, stop: runtime.StopFlag) -> ChunkSender:
+def open_sender(args: argparse.Namespace, stop: runtime.StopFlag, fs: float) -> ChunkSender:
     if args.mqtt:
         from ecg_monitor.transport.mqtt import MqttChunkSender, parse_host_port
         return MqttChunkSender(*parse_host_port(args.mqtt))
     if args.transport == "nats":
         from ecg_monitor.transport.nats import NatsChunkSender
-        return NatsChunkSender(args.nats_url, args.partitions)
+        return NatsChunkSender(args.nats_url, args.partitions, max(1, math.ceil(args.outbox * fs / args.chunk)))
     from ecg_monitor.transport.zeromq import ZmqChunkSender
     return ZmqChunkSender(args.connect, stop)
 
@@ -69,20 +70,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=parse_speed, default=1.0)
     parser.add_argument("--chunk", type=int, default=18, metavar="N")
     parser.add_argument("--duration", type=float, metavar="SEC")
+    parser.add_argument("--outbox", type=float, default=60.0, metavar="SEC",
+                        help="nats: signal kept per patient until the server confirms it stored it; beyond it, "
+                             "while the server is away, new chunks are dropped and counted (default 60)")
     args = parser.parse_args(argv)
     stop = runtime.StopFlag(child=False, name="ecg-fleet")
     try:
         sources = fleet_sources(args.patients, [r for r in args.replay.split(",") if r], args.data_dir, args.stagger,
                                 args.synthetic)
-        sender = open_sender(args, stop)
+        sender = open_sender(args, stop, next(iter(sources.values())).fs)
     except (RecordError, RuntimeError, ValueError) as exc:
         print(f"ecg-monitor-fleet: {exc}", file=sys.stderr)
         return 2
+    publisher = FleetPublisher(sources, sender, args.speed, args.chunk, args.duration, stop, say=say)
     try:
-        FleetPublisher(sources, sender, args.speed, args.chunk, args.duration, stop).run()
+        publisher.run()
     finally:
         sender.close()
+    for patient, n in sender.abandoned().items():  # never confirmed stored: counted, not lost silently
+        publisher.patients[patient].unsent += n
+    say(publisher.line())
     return 0
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,20 @@ class ChunkSender(ABC):
 
     @abstractmethod
     def send(self, patient: str | None, frames: list[bytes]) -> bool:
-        """False when stopping before it could be sent."""
+        """False when it was not taken (stopping before it could be sent, or a full outbox): the
+        caller counts it as unsent."""
+
+    def state(self) -> str:
+        """``connected``, or ``reconnecting`` while a broker is away (what is sent is kept)."""
+        return "connected"
+
+    def backlog(self) -> int:
+        """Messages sent but not yet confirmed stored by the broker (none where nothing confirms)."""
+        return 0
+
+    def abandoned(self) -> dict[str, int]:
+        """After :meth:`close`: chunks ``send`` took but that were never confirmed, per patient."""
+        return {}
 
     @abstractmethod
     def close(self) -> None: ...

@@ -94,7 +94,7 @@ class NatsClient:
         self.outbox: asyncio.Queue = self.call(self._make_queue())
         self.posted: list[tuple] = []  # the caller's thread only
         self.sender = asyncio.run_coroutine_threadsafe(self._drain_outbox(), self.loop)
-        self.call(self._layout())
+        self.call(self.layout())
 
     def call(self, coro, timeout: float = 10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -159,7 +159,8 @@ class NatsClient:
             if "10058" not in str(exc):  # already there with another configuration: keep it
                 raise
 
-    async def _layout(self) -> None:
+    async def layout(self) -> None:
+        """Create the streams (again after a reconnect: a server restarted on an empty store)."""
         n = self.partitions
         common = {"storage": "file", "max_age": RETENTION_S * NS, "duplicate_window": 120 * NS,
                   "discard": "old"}
