@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
 
@@ -21,8 +22,8 @@ import nats
 import numpy as np
 import pytest
 
-from ecg_monitor.streamer.messages import decode
-from ecg_monitor.transport.natsclient import EVENTS, to_frames, to_message
+from ecg_monitor.streamer.messages import MessageError, decode
+from ecg_monitor.transport.natsclient import EVENTS, SAMPLES, to_frames, to_message
 from ecg_monitor.transport.server import LocalNatsServer
 from fleet_helpers import chunk_messages, ended_message, patient_signal, reference
 
@@ -75,17 +76,69 @@ async def stream_and_kill(url: str, workers: list[subprocess.Popen], signals: di
     return {"moved": moved, "events": events, "victim": victim}
 
 
-async def read_events(nc) -> list:
-    """Every message of the events stream, in order."""
+async def read_events(nc, stream: str = EVENTS) -> list:
+    """Every message of a stream, in order (None for one that does not decode: the samples stream
+    holds the test's garbage)."""
     js = nc.jetstream()
-    info = await js.stream_info(EVENTS)
-    sub = await js.pull_subscribe(">", stream=EVENTS)
+    info = await js.stream_info(stream)
+    sub = await js.pull_subscribe(">", stream=stream)
     out = []
     while len(out) < info.state.messages:
         for msg in await sub.fetch(500, timeout=5):
             await msg.ack()
-            out.append(decode(to_frames(msg.headers, msg.data)))
+            try:
+                out.append(decode(to_frames(msg.headers, msg.data)))
+            except MessageError:
+                out.append(None)
     return out
+
+
+def stored_chunks(url: str) -> dict[str, list[int]]:
+    """Each fleet patient's chunk sequence numbers as the samples stream holds them, in order."""
+    out: dict[str, list[int]] = defaultdict(list)
+    for m in asyncio.run(read_all(url, SAMPLES)):
+        if m is not None and m.kind == "chunk" and m["source"] != "intruder":
+            out[m["patient"]].append(m["seq"])
+    return out
+
+
+def wait_stored(url: str, n: int) -> None:
+    """Return as soon as the samples stream holds ``n`` messages (polled about every millisecond)."""
+    async def poll() -> None:
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            try:
+                if (await js.stream_info(SAMPLES)).state.messages >= n:
+                    break
+            except nats.errors.Error:  # the stream is not there yet
+                pass
+            await asyncio.sleep(0.001)
+        await nc.close()
+    asyncio.run(poll())
+
+
+def crash(srv: LocalNatsServer) -> None:
+    """The server hangs for 0.3 s, then dies (SIGSTOP, SIGKILL): what clients wrote meanwhile sits
+    unread in its sockets and is lost with it, as in a real crash under load."""
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    time.sleep(0.3)
+    srv.kill()
+
+
+def start_fleet(url: str, patients: int, *extra: str) -> tuple[subprocess.Popen, list[str]]:
+    """A fleet process and the console lines it prints (read on a thread as they come)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ecg_monitor.fleet.cli", "--transport", "nats", "--nats-url", url,
+                             "--partitions", str(PARTITIONS), "--patients", str(patients), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stdout:
+            lines.append(line.rstrip())
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
 
 
 def test_killed_worker_hands_its_patients_over_without_losing_or_doubling_anything():
@@ -147,10 +200,12 @@ def test_unreachable_server_is_one_line_naming_the_url(command):
 
 
 def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_counted():
-    """nats-server SIGKILLed for 2 s under a worker, a fleet of 4 patients and a station reader,
-    then restarted on its store: everyone reconnects and says so, and for each patient every chunk
-    the fleet sent was processed or counted lost (a gap); bad messages on a subject are refused
-    and counted."""
+    """nats-server crashing under a worker, a fleet of 4 patients and a station reader, right
+    after the fleet's first chunks and again mid-stream for 2 s, each time restarted on its store:
+    everyone reconnects and says so; every chunk the fleet made was stored once, in order (the
+    fleet resends what the stream had not acknowledged) and processed once by the worker; a chunk
+    lost before the broker (bed09's, published without acks by the test) is counted as a gap; bad
+    messages on a subject are refused and counted."""
     from ecg_monitor.streamer.messages import encode
     from ecg_monitor.transport.nats import NatsEventReader
 
@@ -179,9 +234,11 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
 
     with LocalNatsServer() as srv:
         worker = start_workers(srv.url, [",".join(map(str, range(PARTITIONS)))])[0]
-        fleet = subprocess.Popen([sys.executable, "-m", "ecg_monitor.fleet.cli", "--transport", "nats", "--nats-url",
-                                  srv.url, "--partitions", str(PARTITIONS), "--patients", "4"],
-                                 stderr=subprocess.PIPE, text=True)
+        fleet, fleet_lines = start_fleet(srv.url, 4)
+        wait_stored(srv.url, 4)  # the 4 patients' first states: their first chunks are in flight
+        crash(srv)
+        time.sleep(1.0)
+        srv.start()
         reader = NatsEventReader(srv.url, PARTITIONS)
         try:
             seen: set[str] = set()  # every patient's results on the station reader: the fleet streams
@@ -196,7 +253,7 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
                 reader.drain(lambda m: m.kind == "status" and m["patient"] == "bed09"
                              and done.update(m["continuity"]), 0.05)
                 time.sleep(0.05)
-            srv.kill()
+            crash(srv)
             away = set()
             for _ in range(20):
                 time.sleep(0.1)
@@ -212,6 +269,7 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
             assert fleet.wait(20) == 0
             time.sleep(2.0)  # the sources' ends reach the worker
             events = asyncio.run(read_all(srv.url))
+            stored = stored_chunks(srv.url)
         finally:
             reader.close()
             for proc in (fleet, worker):
@@ -219,7 +277,9 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(10)
     worker_err, fleet_err = worker.stderr.read(), fleet.stderr.read()
-    print(worker_err, fleet_err)
+    print(worker_err, fleet_err, "\n".join(fleet_lines))
+    assert any("transport reconnecting, outbox" in line for line in fleet_lines), fleet_lines
+    assert fleet_lines[-1].endswith("0 unsent | transport closed, outbox 0"), fleet_lines
     assert away == {"reconnecting"} and back == "connected"
     for err in (worker_err, fleet_err):
         assert f"NATS {srv.url}: disconnected; reconnecting" in err and "reconnected after" in err, err
@@ -233,6 +293,9 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
         assert c["chunks"] - c["duplicates"] + c["lost_chunks"] == sent, (p, c, sent)  # none lost silently
         assert (c["gaps"] > 0) == (c["lost_chunks"] > 0) and c["gap_samples"] == 18 * c["lost_chunks"]
         assert c["restarts"] == 0
+        if p != "bed09":  # the fleet's: stored once each, in order, and none lost (repeats cut are the
+            assert stored[p] == list(range(sent)), (p, stored[p])  # worker's acks lost in a crash)
+            assert (c["chunks"] - c["duplicates"], c["lost_chunks"], st["source_counters"]["unsent"]) == (sent, 0, 0)
     assert (last["bed09"]["continuity"]["lost_chunks"], last["bed09"]["continuity"]["gaps"]) == (1, 1)
     fleet_counts = last["bed01"]["fleet"]
     print("refused:", {k: fleet_counts[k] for k in ("malformed", "unknown_patient", "duplicate_patient")})
@@ -240,12 +303,58 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
     assert last["bed01"]["continuity"]["foreign"] == 1  # the intruder, refused by bed01's feed
 
 
-async def read_all(url: str) -> list:
+async def read_all(url: str, stream: str = EVENTS) -> list:
     nc = await nats.connect(url)
     try:
-        return await read_events(nc)
+        return await read_events(nc, stream)
     finally:
         await nc.close()
+
+
+def test_server_away_longer_than_the_outbox_holds_dropped_chunks_are_counted_by_fleet_and_worker():
+    """A fleet keeping 0.5 s of chunks per patient, the server crashing for 2 s (3.5 s until the
+    fleet's back-off finds it again): the oldest chunks wait and are stored, the newer ones that
+    find the outbox full are dropped and counted per patient by the fleet (its status and console
+    line), and the worker counts exactly those as one gap."""
+    with LocalNatsServer() as srv:
+        worker = start_workers(srv.url, [",".join(map(str, range(PARTITIONS)))])[0]
+        fleet, fleet_lines = start_fleet(srv.url, 2, "--outbox", "0.5")
+        try:
+            wait_stored(srv.url, 20)
+            crash(srv)
+            time.sleep(2.0)
+            srv.start()
+            deadline = time.monotonic() + 10.0
+            while not any("transport connected" in line for line in fleet_lines) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1.0)  # streaming again
+            fleet.send_signal(signal.SIGTERM)
+            assert fleet.wait(20) == 0
+            time.sleep(1.5)  # the sources' ends reach the worker
+            events = asyncio.run(read_all(srv.url))
+            stored = stored_chunks(srv.url)
+        finally:
+            for proc in (fleet, worker):
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(10)
+    print("\n".join(fleet_lines))
+    last = {m["patient"]: m for m in events if m.kind == "status"}
+    assert sorted(last) == ["bed01", "bed02"]
+    for p, st in sorted(last.items()):
+        c, made, unsent = st["continuity"], st["source_counters"]["chunks"], st["source_counters"]["unsent"]
+        print(f"{p}: made {made}, dropped at the fleet (outbox full) {unsent}, processed "
+              f"{c['chunks'] - c['duplicates']}, lost {c['lost_chunks']} in {c['gaps']} gaps ({c['gap_samples']} samples)")
+        assert unsent > 10  # more than the outbox held: 20 chunks a second for 3 s and more
+        assert (c["lost_chunks"], c["gaps"], c["gap_samples"]) == (unsent, 1, 18 * unsent)
+        assert c["chunks"] - c["duplicates"] + unsent == made
+        held = stored[p]  # in order, each once, one run of dropped ones
+        gap = next(i for i, (a, b) in enumerate(zip(held, held[1:])) if b != a + 1)
+        assert held == list(range(gap + 1)) + list(range(gap + 1 + unsent, made)), held
+    assert any("transport reconnecting, outbox" in line and "unsent (bed01" in line for line in fleet_lines)
+    final = fleet_lines[-1]
+    assert final.startswith(f"fleet: 2 patients, chunks {sum(st['source_counters']['chunks'] for st in last.values())} "
+                            f"made, {sum(st['source_counters']['unsent'] for st in last.values())} unsent"), final
 
 
 def test_alarm_log_killed_mid_stream_resumes_without_missing_or_doubling_a_row(tmp_path):
