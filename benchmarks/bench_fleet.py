@@ -4,7 +4,8 @@ whether every chunk was processed, read beside the load of the (shared) machine.
 N MIT-BIH feeds (``ecg-monitor-fleet``'s replays: records cycled, a minute further in per round)
 are sent at real time in 18-sample (50 ms) chunks for ``--seconds`` (after a warm-up), first
 through ONE worker process on ZeroMQ, then through ``--nats-workers`` worker processes on NATS
-JetStream (a local nats-server from the wheel). Over the streaming time after the warm-up it reads
+JetStream (a local nats-server from the wheel; the sender publishes as ``ecg-monitor-fleet`` does,
+each chunk kept until the stream acknowledged storing it). Over the streaming time after the warm-up it reads
 from /proc the CPU of the workers, of this process (the sender), of nats-server and of every other
 process on the machine, so the figures can be read honestly on a busy box. After the last chunk is
 sent it waits until the workers have processed every chunk sent (or ``--drain`` seconds): a chunk
@@ -76,6 +77,7 @@ class Load:
 @dataclass
 class Run:
     sent: int  # chunks sent
+    unsent: int  # chunks made but not taken by the sender (its outbox full: the broker away or too slow)
     worker_cores: float  # workers' CPU while streaming after the warm-up, in cores
     worker_cpu_s: float  # workers' CPU seconds over the whole run, drain included
     load: str  # what else used the machine meanwhile
@@ -111,7 +113,7 @@ def measure(publisher: FleetPublisher, pids: list[int], broker: int | None, stat
         time.sleep(0.05)
     time.sleep(0.6)  # one more status round: the figures of the last chunks
     end = Load.now(pids, broker)
-    return Run(sent[0], cores["workers"], end.workers - start.workers, load,
+    return Run(sent[0], sum(p.unsent for p in publisher.patients.values()), cores["workers"], end.workers - start.workers, load,
                b.t - start.t - publisher.duration_s, drained, drain_s)
 
 
@@ -142,8 +144,9 @@ def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int)
     dropped = run.sent - done
     drain = (f"all processed {run.drained_s:.1f} s after the last was sent" if run.drained_s is not None
              else f"NOT all processed {run.drain_s:.0f} s after the last was sent")
-    print(f"  chunks: {run.sent} sent, {done} processed ({100 * done / run.sent:.1f} %), "
-          f"{dropped} dropped; {drain}; continuity {cont}; {grouped} taken with the one before")
+    print(f"  chunks: {run.sent} sent ({run.unsent} not taken by the sender), {done} processed "
+          f"({100 * done / run.sent:.1f} %), {dropped} dropped; {drain}; continuity {cont}; {grouped} taken with "
+          f"the one before")
     print(f"  {len(statuses)} feeds reported, {beats} beats; end-to-end p99 {e2e:.1f} ms "
           f"(latency window {window} beats)")
     per_feed = 100 * run.worker_cpu_s / processed_s  # CPU seconds per second of one feed's signal
@@ -152,7 +155,8 @@ def report(name: str, n: int, run: Run, statuses: dict[str, dict], workers: int)
     where = "worker" if workers == 1 else f"{workers} workers"
     e2e_text = f"end-to-end p99 {e2e / 1000:.2f} s"
     drained = run.drained_s if run.drained_s is not None else run.drain_s
-    kept = (f"fell behind: {dropped} chunks not processed {run.drain_s:.0f} s after sending ended" if dropped else
+    kept = (f"fell behind: {dropped} chunks not processed {run.drain_s:.0f} s after sending ended, {run.unsent} "
+            f"not taken by the sender" if dropped or run.unsent else
             f"kept up: 100 % of chunks processed, none dropped, {e2e_text}"
             if drained <= KEPT_UP_S and e2e <= 1000 * KEPT_UP_S else
             f"fell behind: {e2e_text}, all processed {drained:.1f} s after sending ended")
