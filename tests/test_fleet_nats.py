@@ -119,6 +119,15 @@ def wait_stored(url: str, n: int) -> None:
     asyncio.run(poll())
 
 
+def stop_fleet_and_read(url: str, fleet: subprocess.Popen) -> tuple[list, dict[str, list[int]]]:
+    """SIGTERM the fleet (it ends its sources and waits for the last acks), give the ends 2 s to
+    reach the worker; then every event and the fleet's chunks as stored."""
+    fleet.send_signal(signal.SIGTERM)
+    assert fleet.wait(20) == 0
+    time.sleep(2.0)
+    return asyncio.run(read_all(url)), stored_chunks(url)
+
+
 def crash(srv: LocalNatsServer) -> None:
     """The server hangs for 0.3 s, then dies (SIGSTOP, SIGKILL): what clients wrote meanwhile sits
     unread in its sockets and is lost with it, as in a real crash under load."""
@@ -265,11 +274,7 @@ def test_server_killed_and_restarted_mid_stream_every_chunk_is_received_or_count
                 time.sleep(0.1)
             back = reader.state()
             time.sleep(2.0)  # the fleet goes on after the outage
-            fleet.send_signal(signal.SIGTERM)
-            assert fleet.wait(20) == 0
-            time.sleep(2.0)  # the sources' ends reach the worker
-            events = asyncio.run(read_all(srv.url))
-            stored = stored_chunks(srv.url)
+            events, stored = stop_fleet_and_read(srv.url, fleet)
         finally:
             reader.close()
             for proc in (fleet, worker):
@@ -328,11 +333,7 @@ def test_server_away_longer_than_the_outbox_holds_dropped_chunks_are_counted_by_
             while not any("transport connected" in line for line in fleet_lines) and time.monotonic() < deadline:
                 time.sleep(0.05)
             time.sleep(1.0)  # streaming again
-            fleet.send_signal(signal.SIGTERM)
-            assert fleet.wait(20) == 0
-            time.sleep(1.5)  # the sources' ends reach the worker
-            events = asyncio.run(read_all(srv.url))
-            stored = stored_chunks(srv.url)
+            events, stored = stop_fleet_and_read(srv.url, fleet)
         finally:
             for proc in (fleet, worker):
                 if proc.poll() is None:

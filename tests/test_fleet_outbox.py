@@ -1,6 +1,13 @@
-"""The outbox of unacknowledged publishes: resends keep each patient's order, the bound drops and
-counts only new chunks, a newer source state replaces one not yet sent."""
+"""A fleet loses nothing silently: the outbox of unacknowledged publishes resends in each
+patient's order, its bound drops only new chunks, a newer source state replaces one not yet sent;
+the fleet publisher counts every chunk its sender did not take."""
 
+import math
+
+from ecg_monitor.fleet.publisher import FleetPublisher
+from ecg_monitor.streamer.messages import decode
+from ecg_monitor.streamer.synthetic import SyntheticSource
+from ecg_monitor.transport.base import ChunkSender
 from ecg_monitor.transport.outbox import Outbox
 
 
@@ -44,3 +51,35 @@ def test_a_full_patient_drops_its_new_chunks_only_and_states_replace_unsent_ones
     box.rewind()
     assert labels(box.take(window=100, now=1.0)) == ["a1", "b0", "state2", "a3", "state3"]
     assert dict(box.give_up()) == {"a": 2, "b": 1} and len(box) == 0
+
+
+class Refusing(ChunkSender):
+    """Takes every message but each third chunk (a full outbox, or stopping) and keeps what it took."""
+
+    def __init__(self) -> None:
+        self.taken: list = []
+        self.chunks = 0
+
+    def send(self, patient, frames) -> bool:
+        message = decode(frames)
+        if message.kind == "chunk":
+            self.chunks += 1
+            if self.chunks % 3 == 0:
+                return False
+        self.taken.append(message)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_chunks_the_sender_did_not_take_are_counted_per_patient_and_leave_a_gap_in_sequence():
+    sender, lines = Refusing(), []
+    publisher = FleetPublisher({"bed01": SyntheticSource(seed=0)}, sender, math.inf, 18, 1.0, say=lines.append)
+    assert publisher.run() == 14  # 20 chunks of 18 samples make 1 s; every third not taken
+    seqs = [m["seq"] for m in sender.taken if m.kind == "chunk"]
+    assert seqs == [k for k in range(20) if k % 3 != 2]  # the worker sees each refused one as a gap
+    ended = sender.taken[-1]
+    assert ended["state"] == "ended" and (ended["counters"]["chunks"], ended["counters"]["unsent"]) == (20, 6)
+    assert publisher.line() == "fleet: 1 patients, chunks 20 made, 6 unsent (bed01 6) | transport connected, outbox 0"
+    assert lines == []  # connected all along: the console stays quiet
