@@ -86,28 +86,27 @@ class NatsChunkSender(ChunkSender):
 
     async def _pump(self) -> None:
         """Send what is queued, in order, while connected; resend everything unacknowledged
-        after a reconnect (with the streams made again: a server restarted on an empty store), a
-        refusal (after :data:`RETRY_S`) or an ack overdue."""
+        after a reconnect or a refusal (after :data:`RETRY_S`), with the streams made again (a
+        server restarted on an empty store, a stream deleted), or when an ack is overdue."""
         nc = self.client.nc
         await nc.subscribe(f"{self.inbox}.*", cb=self._on_ack)
         connection = nc.stats["reconnects"]
         while self.running:
             self.wake.clear()
             if nc.is_connected:
-                redo = nc.stats["reconnects"] != connection or self.refused is not None
-                if nc.stats["reconnects"] != connection:
+                refused, self.refused = self.refused, None
+                redo = nc.stats["reconnects"] != connection or refused is not None
+                if refused is not None and refused not in self.said:
+                    self.said.add(refused)
+                    print(f"NATS {self.client.url}: the samples stream refused a chunk ({refused}); "
+                          f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
+                if redo:
                     connection = nc.stats["reconnects"]
+                    await asyncio.sleep(RETRY_S if refused is not None else 0.0)
                     try:
                         await self.client.layout()
                     except (NatsUnavailable, NatsError, asyncio.TimeoutError):
-                        pass  # a refusal will say what is wrong
-                if self.refused is not None:
-                    if self.refused not in self.said:
-                        self.said.add(self.refused)
-                        print(f"NATS {self.client.url}: the samples stream refused a chunk ({self.refused}); "
-                              f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
-                    self.refused = None
-                    await asyncio.sleep(RETRY_S)
+                        pass  # the next refusal says what is wrong
                 now = time.monotonic()
                 with self.lock:
                     if redo or self.outbox.overdue(now, ACK_TIMEOUT_S):
@@ -142,8 +141,8 @@ class NatsChunkSender(ChunkSender):
             return
         with self.lock:
             self.outbox.ack(int(msg.subject.rpartition(".")[2]))
-            more = bool(self.outbox.queue)
-        if more:
+            more = bool(self.outbox.queue) and len(self.outbox.in_flight) <= MAX_IN_FLIGHT // 2
+        if more:  # a backlog (after an outage) goes out in batches, not one publish per ack
             self.wake.set()
 
     def abandoned(self) -> dict[str, int]:
