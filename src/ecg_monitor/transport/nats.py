@@ -43,7 +43,9 @@ class NatsChunkSender(ChunkSender):
     stored it (a JetStream PubAck to the message's own reply subject), pipelined: up to
     :data:`MAX_IN_FLIGHT` await their acks, matched by number as they come. Each message has a
     ``Nats-Msg-Id`` (patient, this sender's run, number), so one sent again after a lost ack is
-    dropped by the stream's duplicate window (2 min: it covers the outage resent through). After
+    dropped by the stream's duplicate window (2 min: outages up to that are resent exactly; after a
+    longer one a chunk whose ack died with the server may be stored twice, which the worker cuts and
+    counts). After
     a reconnect, a refusal, or no ack within :data:`ACK_TIMEOUT_S`, everything unacknowledged is
     sent again in order (:class:`ecg_monitor.transport.outbox.Outbox`); nothing is published while
     disconnected, so nats-py's reconnect buffer never sends newer chunks ahead of older ones."""
