@@ -320,7 +320,8 @@ def test_server_away_longer_than_the_outbox_holds_dropped_chunks_are_counted_by_
     """A fleet keeping 0.5 s of chunks per patient, the server crashing for 2 s (3.5 s until the
     fleet's back-off finds it again): the oldest chunks wait and are stored, the newer ones that
     find the outbox full are dropped and counted per patient by the fleet (its status and console
-    line), and the worker counts exactly those as one gap."""
+    line), and the worker counts exactly those (one gap; more only if acks were too slow to free
+    the outbox between two ticks)."""
     with LocalNatsServer() as srv:
         worker = start_workers(srv.url, [",".join(map(str, range(PARTITIONS)))])[0]
         fleet, fleet_lines = start_fleet(srv.url, 2, "--outbox", "0.5")
@@ -347,11 +348,10 @@ def test_server_away_longer_than_the_outbox_holds_dropped_chunks_are_counted_by_
         print(f"{p}: made {made}, dropped at the fleet (outbox full) {unsent}, processed "
               f"{c['chunks'] - c['duplicates']}, lost {c['lost_chunks']} in {c['gaps']} gaps ({c['gap_samples']} samples)")
         assert unsent > 10  # more than the outbox held: 20 chunks a second for 3 s and more
-        assert (c["lost_chunks"], c["gaps"], c["gap_samples"]) == (unsent, 1, 18 * unsent)
+        assert (c["lost_chunks"], c["gap_samples"]) == (unsent, 18 * unsent) and c["gaps"] >= 1
         assert c["chunks"] - c["duplicates"] + unsent == made
-        held = stored[p]  # in order, each once, one run of dropped ones
-        gap = next(i for i, (a, b) in enumerate(zip(held, held[1:])) if b != a + 1)
-        assert held == list(range(gap + 1)) + list(range(gap + 1 + unsent, made)), held
+        held = stored[p]  # in order, each once, all but the dropped ones
+        assert held == sorted(set(held)) and len(held) + unsent == made, held
     assert any("transport reconnecting, outbox" in line and "unsent (bed01" in line for line in fleet_lines)
     final = fleet_lines[-1]
     assert final.startswith(f"fleet: 2 patients, chunks {sum(st['source_counters']['chunks'] for st in last.values())} "
