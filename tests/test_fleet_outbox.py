@@ -81,5 +81,5 @@ def test_chunks_the_sender_did_not_take_are_counted_per_patient_and_leave_a_gap_
     assert seqs == [k for k in range(20) if k % 3 != 2]  # the worker sees each refused one as a gap
     ended = sender.taken[-1]
     assert ended["state"] == "ended" and (ended["counters"]["chunks"], ended["counters"]["unsent"]) == (20, 6)
-    assert publisher.line() == "fleet: 1 patients, chunks 20 made, 6 unsent (bed01 6) | transport connected, outbox 0"
+    assert publisher.line() == "fleet: 1 patient, chunks 20 made, 6 unsent (bed01 6) | transport connected, outbox 0"
     assert lines == []  # connected all along: the console stays quiet

@@ -42,7 +42,8 @@ class FleetPublisher:
         made = sum(p.seq for p in self.patients.values())
         unsent = {name: p.unsent for name, p in self.patients.items() if p.unsent}
         which = f" ({', '.join(f'{name} {n}' for name, n in unsent.items())})" if unsent else ""
-        return (f"fleet: {len(self.patients)} patients, chunks {made} made, {sum(unsent.values())} unsent{which} | "
+        n = len(self.patients)
+        return (f"fleet: {n} patient{'s' * (n != 1)}, chunks {made} made, {sum(unsent.values())} unsent{which} | "
                 f"transport {self.sender.state()}, outbox {self.sender.backlog()}")
 
     def _state(self, patient: str, p: _Patient, state: SourceState, detail: str = "") -> None:
