@@ -78,6 +78,29 @@ def test_vt_turning_into_vf_and_back_is_one_escalating_episode():
     assert "clear since 25.0 s" in book.events[3].detail
 
 
+def test_noise_advisory_escalates_to_cannot_analyse_as_one_episode_and_gates_nothing():
+    """ecg_noisy -> signal_noisy -> ecg_noisy is one noise episode (no onset each time the
+    detector's verdict flips), and a VT during the advisory alone is raised at once."""
+    book = AlarmBook(FS)
+    s = lambda t: int(t * FS)
+    book.set("ecg_noisy", True, s(10), 70.0, "ECG noisy")
+    book.set("ventricular_tachycardia", True, s(11), 150.0, "run")  # the advisory withholds nothing
+    book.set("signal_noisy", True, s(12), None, "cannot analyse ECG")
+    book.set("signal_noisy", False, s(16), None)
+    book.set("signal_noisy", True, s(18), None, "cannot analyse ECG")  # flips back within the advisory
+    book.set("signal_noisy", False, s(20), None)
+    book.set("ecg_noisy", False, s(24), None)
+    book.set("ventricular_tachycardia", False, s(24), None)
+    while (due := book.due()) is not None:
+        book.fire(due)
+    rows = [(e.alarm, e.event, e.sample / FS, e.escalation) for e in book.events]
+    assert rows == [("ecg_noisy", "onset", 10, False), ("ventricular_tachycardia", "onset", 11, False),
+                    ("ecg_noisy", "end", 12, False), ("signal_noisy", "onset", 12, True),
+                    ("signal_noisy", "end", 29, False), ("ventricular_tachycardia", "end", 34, False)]
+    assert book.events[1].raised_at is None and "escalated to signal_noisy" in book.events[2].detail
+    assert "clear since 24.0 s" in book.events[4].detail
+
+
 def test_withheld_alarm_is_raised_with_its_true_onset_only_when_clean_signal_confirms_it():
     book = AlarmBook(FS)
     s = lambda t: int(t * FS)

@@ -11,7 +11,8 @@ from ecg_monitor.detector.quality import QualityJudge
 from ecg_monitor.detector.episodes import AlarmBook
 from ecg_monitor.detector.rules import RhythmRules
 from ecg_monitor.detector.vf import VFDetector
-from ecg_monitor.evaluation.alarms import Episode, Reference, Stretch, announced, reference_episodes, score
+from ecg_monitor.evaluation.alarms import (Episode, Reference, Stretch, announced, format_burden, noise_burden,
+                                          reference_episodes, score)
 from ecg_monitor.streamer.synthetic import SyntheticSource, scenario_times
 
 FS = 360.0
@@ -155,3 +156,21 @@ def test_noisy_stretches_announced_or_listed_as_missed():
                 Episode("ventricular_tachycardia", round(41 * FS), round(45 * FS))]
     assert announced(detected, mask, FS) == [Stretch(5.0, 15.0, pytest.approx(2.0)), Stretch(20.0, 30.0, 0.0),
                                              Stretch(40.0, 50.0, None)]
+
+
+def test_noise_alarm_burden_counts_episodes_and_time():
+    """An advisory that escalates to "cannot analyse" is one episode; lead_off is no noise alarm;
+    the advisory announces a stretch like any technical alarm."""
+    detected = [Episode("ecg_noisy", round(7 * FS), round(10 * FS)),
+                Episode("signal_noisy", round(10 * FS), round(16 * FS), escalation=True),
+                Episode("signal_noisy", round(40 * FS), round(45 * FS)),
+                Episode("lead_off", round(18 * FS), round(21 * FS))]
+    burden = noise_burden(detected, round(60 * FS), FS)
+    assert dict(burden.onsets) == {"ecg_noisy": 1, "signal_noisy": 1}
+    assert dict(burden.seconds) == pytest.approx({"ecg_noisy": 3.0, "signal_noisy": 11.0, "either": 14.0})
+    text = format_burden(burden + burden, {"100": 4, "101": 0, "103": 1}, hours=2.0)
+    assert text.startswith("noise technical alarms: 4 episodes in 2.0 h = 2.00/h, on 0.39 % of the time;")
+    assert text.endswith("noise alarm episodes by record: 100 4, 103 1")
+    mask = np.zeros(round(60 * FS), bool)
+    mask[round(5 * FS) : round(15 * FS)] = True
+    assert announced(detected, mask, FS) == [Stretch(5.0, 15.0, pytest.approx(2.0))]

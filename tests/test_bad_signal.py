@@ -2,7 +2,7 @@
 baseline steps for minutes. No beat is invented (or it is labelled Q), the stretch is judged
 unreadable by quality.py, detection comes back within 5 s of clean signal, and the alarm engine
 shows a technical alarm and invents no life-threatening one. A fast run of alike wide beats is
-a rhythm, not noise."""
+a rhythm, not noise, also for the "ECG noisy" advisory."""
 
 from __future__ import annotations
 
@@ -156,6 +156,23 @@ def test_fast_run_of_alike_wide_beats_is_a_rhythm_not_noise() -> None:
     beats, blocks = run_pipeline(x, config=DetectorConfig(alike_min_beats=10**6))
     assert any(j.quality.crowded for j in blocks if 30 * FS < j.start < 45 * FS)
     assert [bt.label for bt in beats if 30 * FS < bt.sample < 45 * FS].count("Q") >= 1
+
+
+def test_noise_advisory_stays_quiet_on_clean_ecg_and_on_a_vt_run() -> None:
+    """Sinus, 15 s of alike wide beats at 180 /min, sinus: no noise alarm at all. The run fills
+    the QRS band (the noise ratio alone would call it noise) but its beats are alike, so the
+    advisory's second sign never comes."""
+    n = int(60 * FS)
+    sinus, _ = beat_train(regular_times(0.5, 30, 72) + regular_times(45.5, 60, 72), 60, noise_mv=0.02)
+    x = sinus + wide_train(regular_times(30.2, 45, 180), 60)[:n]
+    pipe, engine = DetectorPipeline(FS), AlarmEngine(FS)
+    cfg, events, ratios, unlike = engine.advisory.cfg, [], [], []
+    for i in range(0, n, 360):
+        events += engine.update(x[i : i + 360], pipe.update(x[i : i + 360]))
+        ratios.append(engine.advisory.ratio)
+        unlike.append(engine.advisory.unlike)
+    assert not [e for e in events if e.alarm in ("ecg_noisy", "signal_noisy")]
+    assert max(ratios) > cfg.ratio and max(unlike) < cfg.unlike / 10
 
 
 def test_clean_signal_is_never_announced_noisy() -> None:

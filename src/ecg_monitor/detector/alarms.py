@@ -9,6 +9,9 @@ clean signal (beat runs, silences and RR intervals from that sample, the VF wave
 next windows), so a withheld alarm is raised, with its true onset time, only when clean signal
 confirms it within its hold time. Noise raises the technical alarm ``signal_noisy`` ("cannot
 analyse ECG") at once, a flat line or missing samples ``lead_off``, a rail ``signal_saturated``.
+Noise that leaves the beats readable raises the advisory ``ecg_noisy`` (``advisory.py``), which
+gates nothing (one episode with ``signal_noisy``, see ``episodes.py``); not during VF, whose
+waveform is no noise.
 
 Everything runs on sample time in a fixed order (0.5 s quality/VF ticks, beats at the sample
 where the detector decided them, silence timers), so a record gives the same alarm events at
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ecg_monitor.detector.advisory import NoiseAdvisory
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
 from ecg_monitor.detector.quality import BlockQuality, beat_shapes, best_partners
@@ -73,7 +77,11 @@ class AlarmEngine:
         self._verdicts: dict[int, BlockQuality] = {}  # the pipeline's, by block end, until their tick
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
-        cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
+        self._beat_window = (int(round(VT_WINDOW_S[0] * fs)), int(round(VT_WINDOW_S[1] * fs)))
+        self._lag = int(round(VT_LAG_S * fs))
+        self.advisory = NoiseAdvisory(fs, self._tick, self._beat_window, self._lag)
+        # the VF window, the beats a new one is compared with, a VT run's beats when its last is labelled
+        cap = max(self.vf.window, self.advisory.look_back) + 4 * self._tick
         self._display = RingBuffer(cap)
         self._debounce = {
             "ventricular_fibrillation": Debounce(2, 2),
@@ -106,6 +114,7 @@ class AlarmEngine:
             while k < len(beats) and beats[k].emitted_at <= self.n:
                 self._advance(beats[k].emitted_at, timers_inclusive=False)
                 self.rules.beat(beats[k].sample, beats[k].emitted_at, beats[k].label)
+                self.advisory.beat(beats[k].sample, beats[k].emitted_at, self._display)
                 k += 1
             self._advance(self.n, timers_inclusive=True)
         return self.book.take()
@@ -157,12 +166,13 @@ class AlarmEngine:
         vf = t - w >= self._display.start and self.vf.is_vf(self._display.get(t - w, t))
         self._set("ventricular_fibrillation", vf, t, hr,
                   f"flutter/fibrillation waveform for {w / self.fs:.0f} s; {self.rules.hr_text()}")
+        advise = self.advisory.tick(t, q) and "ventricular_fibrillation" not in self.book.active
+        self.book.set("ecg_noisy", advise, t, hr, self.advisory.detail())
 
     def _consistent(self, r_samples: list[int]) -> bool:
         """Do the run's beats look alike and come regularly? VT does; beats found in noise, or
         distorted by it, mostly do not."""
-        lo, hi = int(round(VT_WINDOW_S[0] * self.fs)), int(round(VT_WINDOW_S[1] * self.fs))
-        lag = int(round(VT_LAG_S * self.fs))
+        (lo, hi), lag = self._beat_window, self._lag
         if r_samples[0] - lo - lag < self._display.start or r_samples[-1] + hi + lag > self._display.end:
             return True  # not held (cannot happen with the buffer's size): do not withhold on it
         rr = np.diff(r_samples)

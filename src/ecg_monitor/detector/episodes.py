@@ -5,7 +5,9 @@ so a VT that pauses for a few sinus beats does not chatter onset/end/onset. Vent
 tachycardia and fibrillation are one life-threatening episode: VT that turns into VF escalates
 (the VT row ends with "escalated to ventricular_fibrillation" and a VF onset flagged
 ``escalation`` follows at the same sample), and VF that turns back into VT stays the VF episode
-until both have been clear for the hold time.
+until both have been clear for the hold time. Noise is one episode the same way: the advisory
+``ecg_noisy`` escalates to ``signal_noisy`` ("cannot analyse ECG") when the detector calls the
+signal unreadable, which stays the episode until both are clear.
 
 While the signal cannot be analysed (``set_noisy(True)``: noise or unusable signal), the onset of
 a life-threatening alarm (a new episode or an escalation) is withheld, not raised. When the
@@ -13,7 +15,8 @@ signal is clean again the alarm engine makes every life-threatening condition st
 clean signal; a withheld alarm whose condition is met again within its hold time is confirmed and
 raised at once, with its true (withheld) onset sample and ``raised_at`` the sample it was
 confirmed. One that clears inside the noise, or is not confirmed in time, is dropped. Technical
-alarms and lower-priority ones are never withheld.
+alarms (also the advisory ``ecg_noisy``: noise while beats can still be counted) and
+lower-priority ones are never withheld.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ PRIORITY: dict[str, str] = {
     "bigeminy": "low",
     "signal_saturated": "low",
     "signal_noisy": "low",
+    "ecg_noisy": "low",
 }
 #: The life-threatening alarms (the five the PhysioNet/CinC 2015 challenge defines).
 REQUIRED: tuple[str, ...] = (
@@ -43,10 +47,14 @@ REQUIRED: tuple[str, ...] = (
 #: episode). Rhythm alarms 10 s, about two VT runs apart by a few sinus beats; technical 5 s.
 HOLD_S: dict[str, float] = {
     **{a: 10.0 for a in REQUIRED}, "pause": 10.0, "pvc_couplet": 10.0, "bigeminy": 10.0,
-    "lead_off": 5.0, "signal_saturated": 5.0, "signal_noisy": 5.0,
+    "lead_off": 5.0, "signal_saturated": 5.0, "signal_noisy": 5.0, "ecg_noisy": 5.0,
 }
 #: Alarms that share one episode, from least to most severe.
 ESCALATION: tuple[str, ...] = ("ventricular_tachycardia", "ventricular_fibrillation")
+#: Noise is one episode too: the advisory (beats still read) escalates to "cannot analyse ECG"
+#: and back without a new onset each time the detector's verdict flips.
+NOISE_ESCALATION: tuple[str, ...] = ("ecg_noisy", "signal_noisy")
+_GROUP_OF: dict[str, tuple[str, ...]] = {a: g for g in (ESCALATION, NOISE_ESCALATION) for a in g}
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class AlarmBook:
     def __init__(self, fs: float, hold: bool = True) -> None:
         self.fs = fs
         self._hold = {a: int(round(s * fs)) if hold else 0 for a, s in HOLD_S.items()}
-        self._episodes: dict[str, _Episode] = {}  # by group: the alarm, or ESCALATION[0]
+        self._episodes: dict[str, _Episode] = {}  # by group: the alarm, or its escalation's first
         self._cond: dict[str, bool] = {}
         self._withheld: dict[str, AlarmEvent] = {}  # onsets waiting for clean signal
         self._confirm: dict[str, tuple[AlarmEvent, int]] = {}  # withheld onsets and their deadline
@@ -119,10 +127,10 @@ class AlarmBook:
 
     @staticmethod
     def _group(alarm: str) -> str:
-        return ESCALATION[0] if alarm in ESCALATION else alarm
+        return _GROUP_OF[alarm][0] if alarm in _GROUP_OF else alarm
 
     def _members(self, group: str) -> tuple[str, ...]:
-        return ESCALATION if group == ESCALATION[0] else (group,)
+        return _GROUP_OF.get(group, (group,))
 
     def set(self, alarm: str, on: bool, sample: int, hr: float | None, detail: str = "") -> None:
         """The raw condition of ``alarm`` at ``sample`` (repeats are no-ops)."""
@@ -149,7 +157,7 @@ class AlarmBook:
 
     @staticmethod
     def _rank(alarm: str) -> int:
-        return ESCALATION.index(alarm) if alarm in ESCALATION else 0
+        return _GROUP_OF[alarm].index(alarm) if alarm in _GROUP_OF else 0
 
     def pulse(self, alarm: str, sample: int, hr: float | None, detail: str) -> None:
         """A momentary condition (a PVC couplet): on and off at once; the hold keeps it shown."""

@@ -18,10 +18,13 @@ reference episodes (chatter: 1.0 is one onset per episode).
 
 ``--noise em --snr 6`` adds nst-style noise (``replay.noise``); a record without life-threatening
 events then counts every life-threatening alarm as false, and each noisy stretch must be
-announced by a technical alarm (``signal_noisy``, ``lead_off`` or ``signal_saturated`` active at
-some time inside it); the stretches that were not are listed per record (``--per-record``) and
+announced by a technical alarm (``signal_noisy``, ``ecg_noisy``, ``lead_off`` or ``signal_saturated``
+active at some time inside it); the stretches that were not are listed per record (``--per-record``) and
 counted by their start time (nst's stretches start at the same times in every record, over the
-same part of the noise record, so a count there points at that part of the noise).
+same part of the noise record, so a count there points at that part of the noise). With or without
+noise, the noise alarms' burden is reported: ``signal_noisy`` and ``ecg_noisy`` onsets per hour
+and the share of the time either is on, with the records they came from (on clean records a
+monitor that calls the ECG noisy too often gets ignored).
 
 The detected alarms come from the streaming pipeline and alarm engine run in-process over the
 record in chunks (the worker does exactly this; both are chunk-invariant). ``--labels reference``
@@ -52,7 +55,9 @@ from ecg_monitor.replay.records import Record
 BEFORE_S, AFTER_S = 2.0, 10.0
 SHORT = {"asystole": "ASY", "extreme_bradycardia": "BRADY", "extreme_tachycardia": "TACHY",
          "ventricular_tachycardia": "VT", "ventricular_fibrillation": "VF"}
-TECHNICAL = ("signal_noisy", "lead_off", "signal_saturated")
+TECHNICAL = ("signal_noisy", "ecg_noisy", "lead_off", "signal_saturated")
+#: The technical alarms that say the ECG is noisy (the burden a user sees on clean signal).
+NOISE_ALARMS = ("signal_noisy", "ecg_noisy")
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,44 @@ def announced(detected: list[Episode], mask: np.ndarray, fs: float) -> list[Stre
     return out
 
 
+@dataclass
+class NoiseBurden:
+    """How many noise episodes each noise alarm opened (its escalations are the same episode)
+    and how long each was shown; ``either``: the time one of them was."""
+
+    onsets: Counter = field(default_factory=Counter)
+    seconds: Counter = field(default_factory=Counter)
+
+    def __add__(self, other: NoiseBurden) -> NoiseBurden:
+        return NoiseBurden(self.onsets + other.onsets, self.seconds + other.seconds)
+
+
+def noise_burden(detected: list[Episode], n: int, fs: float) -> NoiseBurden:
+    """The noise alarms of one record of ``n`` samples."""
+    on = {a: np.zeros(n, dtype=bool) for a in NOISE_ALARMS}
+    burden = NoiseBurden()
+    for e in detected:
+        if e.alarm in NOISE_ALARMS:
+            burden.onsets[e.alarm] += not e.escalation
+            on[e.alarm][max(e.onset, 0) : min(e.end, n)] = True
+    for a, mask in on.items():
+        burden.seconds[a] = float(mask.sum()) / fs
+    burden.seconds["either"] = float(np.logical_or.reduce(list(on.values())).sum()) / fs
+    return burden
+
+
+def format_burden(burden: NoiseBurden, per_record: dict[str, int], hours: float) -> str:
+    """The noise alarms per hour, the share of the time they were on, and the records they came from."""
+    share = lambda key: f"{100 * burden.seconds[key] / (hours * 3600):.2f} %"  # noqa: E731
+    parts = [f"{burden.onsets[a]} opened by {a} ({burden.onsets[a] / hours:.2f}/h), {a} on {share(a)} of the time"
+             for a in NOISE_ALARMS]
+    total = sum(burden.onsets[a] for a in NOISE_ALARMS)
+    worst = sorted(((n, name) for name, n in per_record.items() if n), key=lambda x: (-x[0], x[1]))
+    where = ", ".join(f"{name} {n}" for n, name in worst) or "none"
+    return (f"noise technical alarms: {total} episodes in {hours:.1f} h = {total / hours:.2f}/h, on {share('either')} "
+            f"of the time; {'; '.join(parts)}\nnoise alarm episodes by record: {where}")
+
+
 def format_report(totals: dict[str, TypeScore], false_lt: int, hours: float, title: str) -> str:
     lines = [title, f"{'alarm':26s} {'events':>6} {'detected':>8} {'Se%':>6} {'false':>6} {'FA/h':>6} "
                     f"{'median time to alarm':>21} {'onsets/episode':>15}"]
@@ -256,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
     noise = read_record(args.noise, _noise_dir(args), pn_dir="nstdb").signal if args.noise else None
     totals = {a: TypeScore() for a in REQUIRED}
     hours, false_lt, stretches = 0.0, 0, []
+    burden, noise_onsets = NoiseBurden(), {}
     for i, name in enumerate(names, 1):
         print(f"[{i}/{len(names)}] {name} ...", end="", file=sys.stderr, flush=True)
         record = read_record(name, args.data_dir)
@@ -269,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
             mine = announced(detected, nst_mask(len(signal), record.fs), record.fs)
             stretches += mine
             missed = ", ".join(f"{st.start_s:.0f}-{st.end_s:.0f} s" for st in mine if st.delay_s is None)
+        mine_burden = noise_burden(detected, len(signal), record.fs)
+        burden, noise_onsets[name] = burden + mine_burden, sum(mine_burden.onsets.values())
         totals = {a: totals[a] + s.types[a] for a in REQUIRED}
         false_lt += s.false_lt
         hours += record.duration_s / 3600.0
@@ -282,6 +328,7 @@ def run(args: argparse.Namespace) -> int:
     noisy = f", {args.noise} noise at {args.snr:g} dB" if noise is not None else ""
     print(format_report(totals, false_lt, hours, f"Alarms on {len(names)} records ({hours:.1f} h{noisy}), beat labels "
                                                  f"from {args.labels}; detected = onset within -{BEFORE_S:g}/+{AFTER_S:g} s"))
+    print(format_burden(burden, noise_onsets, hours))
     if noise is not None:
         delays = [st.delay_s for st in stretches if st.delay_s is not None]
         median = f"{np.median(delays):.1f} s" if delays else "n/a"
