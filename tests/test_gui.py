@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6 import QtCore, QtGui  # noqa: E402
 
+from ecg_monitor.detector.episodes import PRIORITY  # noqa: E402
 from ecg_monitor.gui import colors  # noqa: E402
 from ecg_monitor.gui.qtcompat import check_pyside  # noqa: E402
 from ecg_monitor.gui.trace import ShownBeat  # noqa: E402
@@ -94,6 +95,13 @@ def test_low_priority_is_steady_cyan_and_high_wins(view: LiveView) -> None:
     view.apply(alarm("high", t=4.0))
     view.banner.refresh(view.board, 0.0)
     assert view.banner.priority == "high" and banner_pixel(view) == "#ff0000"
+
+
+def test_noise_advisory_shows_as_a_low_priority_technical_alarm(view: LiveView) -> None:
+    view.apply(alarm(PRIORITY["ecg_noisy"], name="ecg_noisy", t=3.0))
+    view.banner.refresh(view.board, 0.0)
+    assert view.banner.priority == "low" and banner_pixel(view) == "#00ffff"
+    assert view.banner.label.text().startswith("ECG noisy")
 
 
 def test_acknowledge_stops_flashing_and_clears_ended_alarm(view: LiveView, qtbot) -> None:
