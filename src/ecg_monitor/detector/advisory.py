@@ -8,9 +8,10 @@ alarm that gates nothing. Two signs together, both from what the alarm engine al
 * noise between the beats: the median over the last ``window_s`` of the blocks' noise ratio
   (``BlockQuality.noise_ratio``, QRS-band activity against the QRS size) above ``ratio``,
   below the detector's own noisy level (0.10);
-* beats distorted by it: the beats of the last ``window_s`` unlike each other (median over
-  them of 1 - each beat's best correlation with another beat of the ``partners_s`` before it,
-  shifted by up to the VT check's lag) above ``unlike``. Clean beats of any rhythm repeat
+* beats distorted by it: the beats unlike each other, above ``unlike``: at each beat, 1 - the
+  median over the beats of the last ``partners_s`` of each one's best correlation with another
+  of them (display band, shifted by up to the VT check's lag), and the median of that over the
+  beats of the last ``window_s``. Clean beats of any rhythm repeat
   (MIT-BIH: 0.002-0.005), and so do the wide beats of a VT run; beats under noise do not.
 
 Either sign alone also comes with clean rhythms (a fast or wide-complex rhythm fills the QRS
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_monitor.detector.quality import BlockQuality, best_partners
+from ecg_monitor.detector.quality import BlockQuality, _unit_rows, fast_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -52,33 +53,43 @@ class NoiseAdvisory:
         self._partners = int(round(cfg.partners_s * fs))
         self._span = int(round(cfg.window_s * fs))
         self._ratios: deque[float] = deque(maxlen=max(1, int(round(cfg.window_s * fs / block))))
-        self._recent: deque[int] = deque()  # R samples of the beats a new one is compared with
+        self._beats: list[tuple[int, np.ndarray]] = []  # recent beats: R sample, unit windows per shift
+        self._corr = np.zeros((0, 0))  # their likeness, each pair (diagonal -1: not its own partner)
         self._unlike: deque[tuple[int, float]] = deque()  # (decided at, 1 - best correlation)
         self._run = 0
         self.ratio = self.unlike = 0.0  # the last tick's medians
 
-    @property
-    def look_back(self) -> int:
-        """Samples of display band a beat's comparison needs behind the newest sample."""
-        return self._partners + self._window[0] + 2 * self._lag + self._window[1]
-
     def beat(self, sample: int, decided: int, display: RingBuffer) -> None:
-        """A beat (R mark ``sample``, known at ``decided``): how unlike the beats before it is it?"""
-        while self._recent and self._recent[0] <= sample - self._partners:
-            self._recent.popleft()
-        self._recent.append(sample)
-        if len(self._recent) >= self.cfg.min_beats:
-            best = best_partners(display, list(self._recent), self._window, self._lag)
-            if best is not None:
-                self._unlike.append((decided, 1.0 - float(np.median(best))))
+        """A beat (R mark ``sample``, known at ``decided``): how unlike are the beats of the last
+        ``partners_s``? Each is compared with the others once, when the later one comes (its
+        windows at every shift, from ``display``), so a beat costs one row, not the whole table."""
+        (lo, hi), lag = self._window, self._lag
+        if sample - lo - lag < display.start or sample + hi + lag > display.end:
+            return  # not held (cannot happen: beats come before their window leaves the buffer)
+        wide = display.get(sample - lo - lag, sample + hi + lag)
+        shifts = _unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi))  # (shift, sample)
+        if shifts is None:  # a gap or a flat line: no shape to compare
+            return
+        keep = [i for i, (r, _) in enumerate(self._beats) if r > sample - self._partners]
+        self._beats = [self._beats[i] for i in keep] + [(sample, shifts)]
+        corr = np.full((len(self._beats),) * 2, -1.0)
+        corr[:-1, :-1] = self._corr[np.ix_(keep, keep)]
+        if len(self._beats) > 1:  # (i, j): beat i as it is against beat j at its best shift
+            others = np.stack([w for _, w in self._beats[:-1]])  # (beat, shift, sample)
+            corr[-1, :-1] = (others @ shifts[lag]).max(axis=1)
+            corr[:-1, -1] = (others[:, lag] @ shifts.T).max(axis=1)
+        self._corr = corr
+        if len(self._beats) >= self.cfg.min_beats:
+            self._unlike.append((decided, 1.0 - fast_median(corr.max(axis=1))))
 
     def tick(self, t: int, q: BlockQuality) -> bool:
         """The block ending at ``t`` was judged ``q``: is the advisory's condition on?"""
         self._ratios.append(q.noise_ratio)
         while self._unlike and self._unlike[0][0] <= t - self._span:
             self._unlike.popleft()
-        self.ratio = float(np.median(self._ratios))
-        self.unlike = float(np.median([u for _, u in self._unlike])) if len(self._unlike) >= self.cfg.min_beats else 0.0
+        self.ratio = fast_median(np.fromiter(self._ratios, float))
+        enough = len(self._unlike) >= self.cfg.min_beats
+        self.unlike = fast_median(np.fromiter((u for _, u in self._unlike), float)) if enough else 0.0
         both = self.ratio > self.cfg.ratio and self.unlike > self.cfg.unlike
         self._run = self._run + 1 if both else 0
         return self._run >= self.cfg.sustain

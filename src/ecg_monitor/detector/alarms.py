@@ -80,8 +80,7 @@ class AlarmEngine:
         self._beat_window = (int(round(VT_WINDOW_S[0] * fs)), int(round(VT_WINDOW_S[1] * fs)))
         self._lag = int(round(VT_LAG_S * fs))
         self.advisory = NoiseAdvisory(fs, self._tick, self._beat_window, self._lag)
-        # the VF window, the beats a new one is compared with, a VT run's beats when its last is labelled
-        cap = max(self.vf.window, self.advisory.look_back) + 4 * self._tick
+        cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
         self._display = RingBuffer(cap)
         self._debounce = {
             "ventricular_fibrillation": Debounce(2, 2),
