@@ -48,7 +48,6 @@ class NoiseAdvisory:
     def __init__(self, fs: float, block: int, window: tuple[int, int], lag: int,
                  config: AdvisoryConfig | None = None) -> None:
         self.cfg = cfg = config or AdvisoryConfig()
-        self.fs = fs
         self._window, self._lag = window, lag
         self._partners = int(round(cfg.partners_s * fs))
         self._span = int(round(cfg.window_s * fs))
