@@ -31,3 +31,15 @@ class Beat:
     probabilities: tuple[float, ...] | None = None
     short_history: bool = False
     detected_at: int | None = None  # when the detector decided, if the label came later
+
+    # The two copies below call the constructor, not ``dataclasses.replace``: they run once per
+    # beat, where ``replace``'s field introspection costs more than the rest of the step.
+    def ready_at(self, emitted_at: int) -> Beat:
+        """The beat given out at ``emitted_at``, the detector's decision time kept."""
+        return Beat(self.sample, emitted_at, self.label, self.search_back, self.probabilities,
+                    self.short_history, self.emitted_at)
+
+    def labelled(self, label: str, probabilities: tuple[float, ...] | None, short_history: bool) -> Beat:
+        """The beat with a (new) label and the probabilities behind it."""
+        return Beat(self.sample, self.emitted_at, label, self.search_back, probabilities, short_history,
+                    self.detected_at)

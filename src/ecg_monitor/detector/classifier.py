@@ -8,7 +8,6 @@ file that is missing or damaged, raises :class:`ModelError` naming the file.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -121,9 +120,9 @@ class BeatClassifier:
                          np.stack([ready[i][1].rhythm for i in usable]))
             if usable else np.zeros((0, len(AAMI_CLASSES)), np.float32)
         )
-        out = [replace(b, label=UNCLASSIFIED, probabilities=None, short_history=f.short_history) for b, f in ready]
-        for i, p in zip(usable, probs):
-            out[i] = replace(out[i], label=AAMI_CLASSES[int(np.argmax(p))], probabilities=tuple(map(float, p)))
+        out = [b.labelled(UNCLASSIFIED, None, f.short_history) for b, f in ready]
+        for i, best, p in zip(usable, probs.argmax(axis=1).tolist(), probs.tolist()):
+            out[i] = out[i].labelled(AAMI_CLASSES[best], tuple(p), out[i].short_history)
         return out
 
 

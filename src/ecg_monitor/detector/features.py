@@ -47,12 +47,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.quality import fast_median, fast_std, row_medians
+from ecg_monitor.detector.quality import fast_median, fast_std, row_medians, row_stds
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 #: Names of the rhythm features, in the order of :attr:`BeatFeatures.rhythm`.
@@ -184,7 +185,7 @@ class BeatFeatureExtractor:
         self._rr: deque[tuple[int, int]] = deque()  # (R mark, RR before it) within long_s
         self._rr_sum = 0
         self._recent: deque[int] = deque(maxlen=max(spec.local_beats, spec.context_beats))  # latest RRs
-        self._usual = UsualBeat(spec.history_beats, spec.window, self._qrs, self._p_wave)
+        self._usual = UsualBeat(spec.history_beats, spec.window, self._qrs, self._p_wave, spec.min_amplitude_mv)
         self._admitted_at = 0  # R mark of the last beat admitted to the usual beat
 
     @property
@@ -198,20 +199,18 @@ class BeatFeatureExtractor:
         if raw.shape != filtered.shape:
             raise ValueError(f"raw ({raw.size}) and filtered ({filtered.size}) chunks differ in length")
         self._pending.extend(beats)
-        out = self._ready()
+        waiting = self._take_ready()
         for i in range(0, raw.size, self._block):
             self._append(raw[i : i + self._block], filtered[i : i + self._block])
-            out.extend(self._ready())
-        return out
+            waiting.extend(self._take_ready())
+        return self._finish(waiting)
 
     def flush(self, beats: list[Beat] = ()) -> list[tuple[Beat, BeatFeatures]]:
         """End of stream: the beats still waiting (and ``beats``) get what they have: unusable."""
         self._pending.extend(beats)
-        out = []
-        while self._pending:
-            beat = self._pending.popleft()
-            out.append((_ready_at(beat, max(beat.emitted_at, self.n)), self._features(beat, usable=False)))
-        return out
+        waiting = [self._waiting(b.ready_at(max(b.emitted_at, self.n)), None, 0.0) for b in self._pending]
+        self._pending.clear()
+        return self._finish(waiting)
 
     # ------------------------------------------------------------------ samples
     def _append(self, raw: np.ndarray, filtered: np.ndarray) -> None:
@@ -229,42 +228,103 @@ class BeatFeatureExtractor:
         self._ecg.extend(np.where(missing, np.nan, filtered))  # NaN marks a gap for the RR check
         self._bad.extend(missing | (run >= self._flat_len) | (since <= self._settle))
 
-    def _ready(self) -> list[tuple[Beat, BeatFeatures]]:
-        out = []
-        while self._pending and self._pending[0].sample + self.spec.post <= self.n:
-            beat = self._pending.popleft()
-            done = max(beat.emitted_at, beat.sample + self.spec.post)
-            out.append((_ready_at(beat, done), self._features(beat)))
+    def _take_ready(self) -> list[_Waiting]:
+        """The pending beats whose window is complete, with their windows (cut together) and
+        rhythm features; their template features wait for :meth:`_finish`."""
+        post = self.spec.post
+        ready = []
+        while self._pending and self._pending[0].sample + post <= self.n:
+            ready.append(self._pending.popleft())
+        if not ready:
+            return []
+        shapes = self._shapes(np.array([b.sample for b in ready], dtype=np.int64))
+        return [self._waiting(b.ready_at(max(b.emitted_at, b.sample + post)), x, amp) for b, (x, amp) in zip(ready, shapes)]
+
+    def _waiting(self, beat: Beat, x: np.ndarray | None, amp: float) -> _Waiting:
+        rhythm, short = self._rhythm(beat.sample)
+        return _Waiting(beat, rhythm, short, x, amp)
+
+    def _shapes(self, r: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
+        """Per R mark: its morphology window (decimated, minus its median) and QRS amplitude, or
+        None when the window is not usable (not held, or touching a gap, flat line or settling)."""
+        lo = r - self.spec.pre
+        n = self.spec.pre + self.spec.post
+        usable = (lo >= self._ecg.start) & (lo + n <= self._ecg.end)
+        usable[usable] = ~self._bad.rows(lo[usable], n).any(axis=1)
+        out: list[tuple[np.ndarray | None, float]] = [(None, 0.0)] * r.size
+        if not usable.any():
+            return out
+        w = self._ecg.rows(lo[usable], n)
+        dec = self.spec.decimate
+        x = 0.5 * (w[:, 0::2] + w[:, 1::2]) if dec == 2 else w.reshape(w.shape[0], -1, dec).mean(axis=2)
+        x = x - row_medians(x)[:, None]
+        qrs = x[:, self._qrs]
+        amps = (qrs.max(axis=1) - qrs.min(axis=1)).tolist()
+        for i, row, amp in zip(np.flatnonzero(usable).tolist(), x, amps):
+            out[i] = (row, amp)
         return out
 
-    # ------------------------------------------------------------------ one beat
-    def _features(self, beat: Beat, usable: bool = True) -> BeatFeatures:
-        rhythm, short = self._rhythm(beat.sample)
-        lo, hi = beat.sample - self.spec.pre, beat.sample + self.spec.post
-        usable = usable and lo >= self._ecg.start and hi <= self._ecg.end and not self._bad.get(lo, hi).any()
-        if not usable:
-            morph = np.zeros((len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
-        else:
-            w = self._ecg.get(lo, hi)
-            x = 0.5 * (w[0::2] + w[1::2]) if self.spec.decimate == 2 else w.reshape(-1, self.spec.decimate).mean(axis=1)
-            x = x - fast_median(x)
-            qrs = x[self._qrs]
-            amp = float(qrs.max() - qrs.min())
-            morph, rhythm[_TEMPLATE] = self._usual.compare(x, amp, self.spec.min_amplitude_mv)
-            on_time = short or rhythm[_PRE_OVER_LOCAL] >= self._on_time
-            self._learn(beat.sample, x, amp, on_time, rhythm[_CORRELATION], rhythm[_AMPLITUDE])
-        return BeatFeatures(morphology=morph, rhythm=rhythm, usable=usable, short_history=short)
+    # ------------------------------------------------------------------ beats in order
+    def _finish(self, waiting: list[_Waiting]) -> list[tuple[Beat, BeatFeatures]]:
+        """Complete the waiting beats' features: template features and morphology of the usable
+        ones (see :meth:`_templates`); an unusable window gives zeros and no template."""
+        usable = [w for w in waiting if w.x is not None]
+        morph, template = self._templates(usable) if usable else (None, None)
+        out, j = [], 0
+        for w in waiting:
+            if w.x is None:
+                m = np.zeros((len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
+            else:
+                m, w.rhythm[_TEMPLATE] = morph[j], template[j]
+                j += 1
+            out.append((w.beat, BeatFeatures(morphology=m, rhythm=w.rhythm, usable=w.x is not None,
+                                             short_history=w.short)))
+        return out
 
-    def _learn(self, r: int, x: np.ndarray, amp: float, on_time: bool, corr: float, log_amp: float) -> None:
+    def _templates(self, beats: list[_Waiting]) -> tuple[np.ndarray, np.ndarray]:
+        """Morphology (beat and usual beat in units of the usual QRS amplitude) and template
+        features of usable beats: QRS correlation, amplitude and width ratios, and the size of
+        the wave before each (P wave, or fibrillatory waves in AF).
+
+        Each beat is compared with the usual beat as the beats before it left it, and may join
+        it: that walk is beat by beat, but only the correlation and amplitude it needs are
+        computed there; the rest is computed for all the beats together.
+        """
+        k, usual = len(beats), self._usual
+        morph = np.empty((k, len(MORPHOLOGY_CHANNELS), self.spec.window), np.float32)
+        qrs = np.empty((k, self._qrs.stop - self._qrs.start))  # each beat's QRS, mean removed
+        refs, corr = [], []
+        for j, w in enumerate(beats):
+            ref = usual.reference(w.x, w.amp)
+            morph[j, 0], morph[j, 1] = w.x * ref.unit, ref.row  # assignment rounds to float32 as astype does
+            b = qrs[j]
+            b[:] = morph[j, 0, self._qrs]
+            b -= b.sum() / b.size
+            refs.append(ref)
+            corr.append(ref.correlation(b))
+            self._learn(w, b, ref, corr[-1])
+        spans = qrs.max(axis=1) - qrs.min(axis=1)
+        template = np.empty((k, len(TEMPLATE_FEATURES)), np.float32)
+        template[:, 0] = corr
+        template[:, 1:3] = _log_ratios(np.stack([spans, _qrs_widths(qrs)], axis=1),
+                                       np.array([(r.span, r.width) for r in refs]))
+        template[:, 3] = row_stds(morph[:, 0, self._p_wave])
+        template[:, 4] = [r.p for r in refs]
+        return morph, template
+
+    def _learn(self, w: _Waiting, qrs: np.ndarray, ref: _Reference, corr: float) -> None:
         """Admit the beat to the usual beat if it came on time and looks like it (any on-time
-        beat while the usual beat is filling, or after ``relearn_s`` without a match)."""
-        if not on_time:
+        beat while the usual beat is filling, or after ``relearn_s`` without a match); ``qrs``
+        and ``corr``: its QRS compared with ``ref``, the usual beat it was compared with."""
+        if not (w.short or w.rhythm[_PRE_OVER_LOCAL] >= self._on_time):
             return
+        r = w.beat.sample
         if r - self._admitted_at > self._relearn:
             self._usual.clear()
-        if self._usual.full and (corr < self.spec.admit_correlation or abs(log_amp) > self._admit_amp):
+        if self._usual.full and (np.float32(corr) < self.spec.admit_correlation or abs(
+                np.float32(_log_ratios(qrs.max() - qrs.min(), ref.span))) > self._admit_amp):
             return
-        self._usual.add(x, amp)
+        self._usual.add(w.x, w.amp)
         self._admitted_at = r
 
     def _rhythm(self, r: int) -> tuple[np.ndarray, bool]:
@@ -317,18 +377,44 @@ class BeatFeatureExtractor:
         return rr
 
 
+class _Waiting(NamedTuple):
+    """A beat whose window is complete, its template features still to come."""
+
+    beat: Beat  # as given out
+    rhythm: np.ndarray  # its rhythm features (float32), the template ones still placeholders
+    short: bool  # short rhythm history
+    x: np.ndarray | None  # morphology window (decimated, minus its median); None: unusable
+    amp: float  # QRS amplitude of x
+
+
+class _Reference(NamedTuple):
+    """The usual beat as beats are compared with it, in units of the usual QRS amplitude."""
+
+    unit: float  # 1 / the usual QRS amplitude
+    row: np.ndarray  # the usual beat times unit, float32 (the model's second channel)
+    qrs: np.ndarray  # the QRS region of row, float64, mean removed
+    energy: float  # qrs . qrs
+    span: float  # peak-to-peak of qrs
+    width: float  # QRS width of the usual beat
+    p: float  # size of the wave before its QRS, times unit
+
+    def correlation(self, qrs: np.ndarray) -> float:
+        """Correlation of a beat's QRS (float64, mean removed) with the usual one."""
+        norm = math.sqrt(float(np.dot(qrs, qrs) * self.energy))
+        return float(np.dot(qrs, self.qrs)) / norm if norm > 1e-12 else 0.0
+
+
 class UsualBeat:
     """The patient's usual beat: running medians of the last ``size`` admitted beat windows and
-    QRS amplitudes, kept in preallocated arrays and recomputed only when a beat is admitted, with
-    the usual beat's own QRS width and P-wave size (so a beat costs one comparison, not medians)."""
+    QRS amplitudes, kept in preallocated arrays; what beats are compared with is computed once
+    per admitted beat, when the next beat needs it."""
 
-    def __init__(self, size: int, window: int, qrs: slice, p_wave: slice) -> None:
+    def __init__(self, size: int, window: int, qrs: slice, p_wave: slice, min_amplitude: float) -> None:
         self._shapes = np.zeros((size, window))
         self._amps = np.zeros(size)
-        self._qrs, self._p_wave = qrs, p_wave
+        self._qrs, self._p_wave, self._min_amplitude = qrs, p_wave, min_amplitude
         self._n = self._next = 0
-        self._beat = np.zeros(window)
-        self._scale = self._width = self._p = 0.0
+        self._ref: _Reference | None = None
 
     @property
     def full(self) -> bool:
@@ -336,34 +422,30 @@ class UsualBeat:
 
     def clear(self) -> None:
         self._n = self._next = 0
+        self._ref = None
 
     def add(self, x: np.ndarray, amp: float) -> None:
         self._shapes[self._next], self._amps[self._next] = x, amp
         self._next = (self._next + 1) % len(self._amps)
         self._n = min(self._n + 1, len(self._amps))
-        self._beat = row_medians(self._shapes[: self._n].T)  # per sample, over the admitted windows
-        self._scale = fast_median(self._amps[: self._n])
-        self._width = _qrs_width(self._beat[self._qrs])
-        self._p = fast_std(self._beat[self._p_wave])
+        self._ref = None
 
-    def compare(self, x: np.ndarray, amp: float, min_amplitude: float) -> tuple[np.ndarray, np.ndarray]:
-        """Morphology input (beat and usual beat in units of the usual QRS amplitude; the beat
-        itself while there is no usual beat yet) and the template features: QRS correlation,
-        amplitude and width ratios, and the size of the wave before each (P wave, or fibrillatory
-        waves in AF)."""
-        usual, scale, width, p_usual = (self._beat, self._scale, self._width, self._p) if self._n else (
-            x, amp, _qrs_width(x[self._qrs]), fast_std(x[self._p_wave]))
-        unit = 1.0 / max(scale, min_amplitude)
-        morph = np.empty((2, x.size), np.float32)
-        morph[0], morph[1] = x * unit, usual * unit  # assignment rounds to float32 as astype does
-        beat, ref = morph[0, self._qrs].astype(np.float64), morph[1, self._qrs].astype(np.float64)
-        beat, ref = beat - beat.sum() / beat.size, ref - ref.sum() / ref.size  # their means
-        norm = math.sqrt(float(np.dot(beat, beat) * np.dot(ref, ref)))
-        corr = float(np.dot(beat, ref)) / norm if norm > 1e-12 else 0.0
-        ratio = lambda a, b: max(a, 1e-3) / max(b, 1e-3)  # noqa: E731 - local helper
-        amp, wide = np.log([ratio(beat.max() - beat.min(), ref.max() - ref.min()), ratio(_qrs_width(beat), width)])
-        p_beat = fast_std(morph[0, self._p_wave])
-        return morph, np.array([corr, amp, wide, p_beat, p_usual * unit], np.float32)
+    def reference(self, x: np.ndarray, amp: float) -> _Reference:
+        """What the beat ``x`` (QRS amplitude ``amp``) is compared with: the usual beat, or the
+        beat itself while there is no usual beat yet."""
+        if not self._n:
+            return self._reference(x, amp)
+        if self._ref is None:  # medians per sample, over the admitted windows
+            self._ref = self._reference(row_medians(self._shapes[: self._n].T), fast_median(self._amps[: self._n]))
+        return self._ref
+
+    def _reference(self, beat: np.ndarray, scale: float) -> _Reference:
+        unit = 1.0 / max(scale, self._min_amplitude)
+        row = (beat * unit).astype(np.float32)
+        qrs = row[self._qrs].astype(np.float64)
+        qrs = qrs - qrs.sum() / qrs.size
+        return _Reference(unit, row, qrs, np.dot(qrs, qrs), qrs.max() - qrs.min(), _qrs_width(beat[self._qrs]),
+                          fast_std(beat[self._p_wave]) * unit)
 
 
 def _median(a: list) -> float:
@@ -373,26 +455,28 @@ def _median(a: list) -> float:
     return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
 
 
-def _ready_at(beat: Beat, emitted_at: int) -> Beat:
-    """The beat given out at ``emitted_at``, the detector's decision time kept (the constructor,
-    not ``dataclasses.replace``: this runs once per beat)."""
-    return Beat(beat.sample, emitted_at, beat.label, beat.search_back, beat.probabilities,
-                beat.short_history, beat.emitted_at)
-
-
 _PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
-_TEMPLATE = [RHYTHM_FEATURES.index(n) for n in TEMPLATE_FEATURES]
-_CORRELATION = RHYTHM_FEATURES.index("template_correlation")
-_AMPLITUDE = RHYTHM_FEATURES.index("log_amplitude_ratio")
+_TEMPLATE = slice(RHYTHM_FEATURES.index(TEMPLATE_FEATURES[0]), RHYTHM_FEATURES.index(TEMPLATE_FEATURES[-1]) + 1)
 
 
 def _qrs_width(x: np.ndarray) -> float:
     """Samples between 10 % and 90 % of the cumulative slope energy: a QRS width that needs no
     onset/offset detector and grows with a wide (bundle branch or ventricular) complex."""
-    e = np.cumsum((x[1:] - x[:-1]) ** 2)
-    if e[-1] <= 0:
-        return 0.0
-    return float(np.searchsorted(e, 0.9 * e[-1]) - np.searchsorted(e, 0.1 * e[-1]))
+    return float(_qrs_widths(x[None])[0])
+
+
+def _qrs_widths(x: np.ndarray) -> np.ndarray:
+    """:func:`_qrs_width` of each row (0 for a flat one)."""
+    d = x[:, 1:] - x[:, :-1]
+    e = np.cumsum(d * d, axis=1)  # non-decreasing: counting what lies below is a sorted search
+    last = e[:, -1:]
+    width = np.count_nonzero(e < 0.9 * last, axis=1) - np.count_nonzero(e < 0.1 * last, axis=1)
+    return np.where(last[:, 0] > 0, width, 0).astype(np.float64)
+
+
+def _log_ratios(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
+    """log(a / b), both floored at 1e-3 (amplitude and width ratios: a flat QRS is not 0)."""
+    return np.log(np.maximum(a, 1e-3) / np.maximum(b, 1e-3))
 
 
 def extract_features(

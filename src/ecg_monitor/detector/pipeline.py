@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class DetectorPipeline:
             i = bisect_right(stops, b.emitted_at) - 1
             last = blocks[i] if i >= 0 else None
             if last is not None and last.quality.unreadable and b.label != UNCLASSIFIED:
-                b = replace(b, label=UNCLASSIFIED, probabilities=None)
+                b = b.labelled(UNCLASSIFIED, None, b.short_history)
             out.append(b)
         return out
 

@@ -37,6 +37,14 @@ class RingBuffer:
             self._data[: n - first] = chunk[first:]
         self.end += n
 
+    def rows(self, starts: np.ndarray, length: int) -> np.ndarray:
+        """Samples ``[s, s + length)`` for each of ``starts`` (absolute indices), one row each: one
+        gather for many windows instead of a ``get`` per window."""
+        if starts.size and (starts.min() < max(0, self.end - self.capacity) or starts.max() + length > self.end):
+            raise IndexError(f"windows of {length} at {starts.min()}..{starts.max()} not in buffer "
+                             f"[{self.start}, {self.end})")
+        return self._data[(starts[:, None] + np.arange(length)) % self.capacity]
+
     def get(self, start: int, stop: int) -> np.ndarray:
         """Samples ``[start, stop)`` by absolute index (a copy); raises if they are not (or no
         longer) held."""
