@@ -53,7 +53,7 @@ import numpy as np
 
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.quality import fast_median, fast_std, row_medians, row_stds
+from ecg_monitor.detector.quality import fast_median, row_medians, row_stds
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 #: Names of the rhythm features, in the order of :attr:`BeatFeatures.rhythm`.
@@ -306,10 +306,12 @@ class BeatFeatureExtractor:
         spans = qrs.max(axis=1) - qrs.min(axis=1)
         template = np.empty((k, len(TEMPLATE_FEATURES)), np.float32)
         template[:, 0] = corr
-        template[:, 1:3] = _log_ratios(np.stack([spans, _qrs_widths(qrs)], axis=1),
-                                       np.array([(r.span, r.width) for r in refs]))
+        usual_beats = np.array([r.beat for r in refs])
+        widths = np.stack([_qrs_widths(qrs), _qrs_widths(usual_beats[:, self._qrs])], axis=1)
+        template[:, 1:3] = _log_ratios(np.stack([spans, widths[:, 0]], axis=1),
+                                       np.stack([[r.span for r in refs], widths[:, 1]], axis=1))
         template[:, 3] = row_stds(morph[:, 0, self._p_wave])
-        template[:, 4] = [r.p for r in refs]
+        template[:, 4] = row_stds(usual_beats[:, self._p_wave]) * [r.unit for r in refs]
         return morph, template
 
     def _learn(self, w: _Waiting, qrs: np.ndarray, ref: _Reference, corr: float) -> None:
@@ -390,13 +392,12 @@ class _Waiting(NamedTuple):
 class _Reference(NamedTuple):
     """The usual beat as beats are compared with it, in units of the usual QRS amplitude."""
 
+    beat: np.ndarray  # the usual beat
     unit: float  # 1 / the usual QRS amplitude
-    row: np.ndarray  # the usual beat times unit, float32 (the model's second channel)
+    row: np.ndarray  # beat times unit, float32 (the model's second channel)
     qrs: np.ndarray  # the QRS region of row, float64, mean removed
     energy: float  # qrs . qrs
     span: float  # peak-to-peak of qrs
-    width: float  # QRS width of the usual beat
-    p: float  # size of the wave before its QRS, times unit
 
     def correlation(self, qrs: np.ndarray) -> float:
         """Correlation of a beat's QRS (float64, mean removed) with the usual one."""
@@ -410,7 +411,7 @@ class UsualBeat:
     per admitted beat, when the next beat needs it."""
 
     def __init__(self, size: int, window: int, qrs: slice, p_wave: slice, min_amplitude: float) -> None:
-        self._shapes = np.zeros((size, window))
+        self._shapes = np.zeros((window, size))  # a column per admitted beat: medians along rows
         self._amps = np.zeros(size)
         self._qrs, self._p_wave, self._min_amplitude = qrs, p_wave, min_amplitude
         self._n = self._next = 0
@@ -425,7 +426,7 @@ class UsualBeat:
         self._ref = None
 
     def add(self, x: np.ndarray, amp: float) -> None:
-        self._shapes[self._next], self._amps[self._next] = x, amp
+        self._shapes[:, self._next], self._amps[self._next] = x, amp
         self._next = (self._next + 1) % len(self._amps)
         self._n = min(self._n + 1, len(self._amps))
         self._ref = None
@@ -436,7 +437,7 @@ class UsualBeat:
         if not self._n:
             return self._reference(x, amp)
         if self._ref is None:  # medians per sample, over the admitted windows
-            self._ref = self._reference(row_medians(self._shapes[: self._n].T), fast_median(self._amps[: self._n]))
+            self._ref = self._reference(row_medians(self._shapes[:, : self._n]), fast_median(self._amps[: self._n]))
         return self._ref
 
     def _reference(self, beat: np.ndarray, scale: float) -> _Reference:
@@ -444,8 +445,7 @@ class UsualBeat:
         row = (beat * unit).astype(np.float32)
         qrs = row[self._qrs].astype(np.float64)
         qrs = qrs - qrs.sum() / qrs.size
-        return _Reference(unit, row, qrs, np.dot(qrs, qrs), qrs.max() - qrs.min(), _qrs_width(beat[self._qrs]),
-                          fast_std(beat[self._p_wave]) * unit)
+        return _Reference(beat, unit, row, qrs, np.dot(qrs, qrs), qrs.max() - qrs.min())
 
 
 def _median(a: list) -> float:
@@ -459,18 +459,14 @@ _PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")
 _TEMPLATE = slice(RHYTHM_FEATURES.index(TEMPLATE_FEATURES[0]), RHYTHM_FEATURES.index(TEMPLATE_FEATURES[-1]) + 1)
 
 
-def _qrs_width(x: np.ndarray) -> float:
-    """Samples between 10 % and 90 % of the cumulative slope energy: a QRS width that needs no
-    onset/offset detector and grows with a wide (bundle branch or ventricular) complex."""
-    return float(_qrs_widths(x[None])[0])
-
-
 def _qrs_widths(x: np.ndarray) -> np.ndarray:
-    """:func:`_qrs_width` of each row (0 for a flat one)."""
+    """Per row, samples between 10 % and 90 % of the cumulative slope energy (0 for a flat one):
+    a QRS width that needs no onset/offset detector and grows with a wide (bundle branch or
+    ventricular) complex."""
     d = x[:, 1:] - x[:, :-1]
     e = np.cumsum(d * d, axis=1)  # non-decreasing: counting what lies below is a sorted search
     last = e[:, -1:]
-    width = np.count_nonzero(e < 0.9 * last, axis=1) - np.count_nonzero(e < 0.1 * last, axis=1)
+    width = (e < 0.9 * last).sum(axis=1) - (e < 0.1 * last).sum(axis=1)
     return np.where(last[:, 0] > 0, width, 0).astype(np.float64)
 
 

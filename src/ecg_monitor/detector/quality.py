@@ -82,14 +82,9 @@ def fast_median(a: np.ndarray) -> float:
     return float(0.5 * (p[k - 1] + p[k]))
 
 
-def fast_std(a: np.ndarray) -> float:
-    """``np.std`` of a 1-D array, the same operations in the same order (so the same bits, in
-    its own dtype) without its overhead (called per beat)."""
-    return float(row_stds(a[None])[0])
-
-
 def row_stds(x: np.ndarray) -> np.ndarray:
-    """:func:`fast_std` of each row of a 2-D array, in its dtype."""
+    """``np.std`` of each row of a 2-D array, the operations of ``np.std`` on one row in the same
+    order (so the same bits, in its own dtype) for all rows at once."""
     n = np.intp(x.shape[1])
     d = x - (x.sum(axis=1) / n).astype(x.dtype)[:, None]
     d *= d
