@@ -18,8 +18,8 @@ def test_same_bits_as_numpy(dtype) -> None:
             np.testing.assert_array_equal(second_difference(a), np.diff(a, 2))
         rows = a[: n - n % 3].reshape(3, -1) if n >= 3 else a[None]
         np.testing.assert_array_equal(row_medians(rows), np.median(rows, axis=1))
-        for r in (rows, np.hstack([rows, rows])[:, : rows.shape[1]], np.repeat(rows, 2, axis=1)[:, ::2]):  # rows
-            # contiguous, apart, and strided
+        # rows contiguous, apart in memory, and strided
+        for r in (rows, np.hstack([rows, rows])[:, : rows.shape[1]], np.repeat(rows, 2, axis=1)[:, ::2]):
             stds = row_stds(r)
             assert stds.dtype == dtype and [float(v) for v in stds] == [float(np.std(v)) for v in r], (dtype, n)
         np.testing.assert_array_equal(a, before)  # the input is left as it was
