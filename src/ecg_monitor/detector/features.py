@@ -53,7 +53,7 @@ import numpy as np
 
 from ecg_monitor import PIPELINE_FS
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.quality import fast_median, row_medians, row_stds
+from ecg_monitor.detector.quality import fast_median, row_medians, row_stds, short_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 #: Names of the rhythm features, in the order of :attr:`BeatFeatures.rhythm`.
@@ -343,13 +343,13 @@ class BeatFeatureExtractor:
         rrs = list(self._recent)  # oldest first
         recent = rrs[-self.spec.local_beats:]
         local = sum(recent) / len(recent) if recent else prev
-        irregular = _median([abs(b - a) for a, b in zip(recent, recent[1:])]) / _median(recent) if len(recent) > 1 else 0.0
+        irregular = short_median([abs(b - a) for a, b in zip(recent, recent[1:])]) / short_median(recent) if len(recent) > 1 else 0.0
         long = self._rr_sum / n_past if n_past else prev
         context = rrs[-self.spec.context_beats:]
         if len(context) > 2:
-            mid = _median(context)
+            mid = short_median(context)
             jumps = [abs(b - a) / mid for a, b in zip(context, context[1:])]
-            context_irregular = _median(jumps)
+            context_irregular = short_median(jumps)
             jump_fraction = sum(j > self.spec.jump_ratio for j in jumps) / len(jumps)
         else:
             context_irregular = jump_fraction = 0.0
@@ -446,13 +446,6 @@ class UsualBeat:
         qrs = row[self._qrs].astype(np.float64)
         qrs = qrs - qrs.sum() / qrs.size
         return _Reference(beat, unit, row, qrs, np.dot(qrs, qrs), qrs.max() - qrs.min())
-
-
-def _median(a: list) -> float:
-    """Median of a short list of RRs (plain Python: faster than numpy at this size)."""
-    s = sorted(a)
-    h = len(s) // 2
-    return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
 
 
 _PRE_OVER_LOCAL = RHYTHM_FEATURES.index("log_pre_over_local")

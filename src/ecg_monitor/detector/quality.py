@@ -18,6 +18,7 @@ gain (clean, only larger) is followed.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,13 @@ def second_difference(x: np.ndarray) -> np.ndarray:
     return d[1:] - d[:-1]
 
 
+def short_median(a: Iterable[float]) -> float:
+    """Median of a few numbers (plain Python: faster than numpy at this size; the same value)."""
+    s = sorted(a)
+    h = len(s) // 2
+    return float(s[h]) if len(s) % 2 else (s[h - 1] + s[h]) / 2
+
+
 def row_medians(x: np.ndarray) -> np.ndarray:
     """The median of each row of a 2-D array (sorting the rows: for the short rows of blocks and
     beat windows faster than np.median or partitioning, with the same values)."""
@@ -134,8 +142,10 @@ class QualityJudge:
         self._qrs = StreamingSOS(design_qrs_filter(fs))
         self._window = max(1, int(round(cfg.window_s * fs)))
         self._lags = (int(round(cfg.rhythm_lags_s[0] * fs)), int(round(cfg.rhythm_lags_s[1] * fs)))
-        self._recent: deque[np.ndarray] = deque()  # QRS band of the last blocks
-        self._recent_n = 0
+        self._block: int | None = None  # samples per block, set by the first one
+        self._span = 0  # samples of the whole blocks that make a window
+        self._tail = np.zeros(0)  # QRS band of the blocks before the next one, within a window
+        self._seen = 0  # samples judged so far
         self._sizes: deque[float] = deque(maxlen=cfg.size_windows)
         self._size = 0.0  # median of _sizes, kept as it only changes when one is added
 
@@ -147,13 +157,17 @@ class QualityJudge:
 
     def judge_blocks(self, raws: np.ndarray, qrs_bands: np.ndarray | None = None) -> list[BlockQuality]:
         """Judge the next blocks, the rows of ``raws`` (and of ``qrs_bands``), in order: as
-        ``judge`` on each, with the statistics of the blocks without gaps computed in one go."""
+        ``judge`` on each, with the statistics of the blocks without gaps and the noise windows'
+        medians and maxima computed in one go. Every block of a judge has the same length."""
         whole = np.isfinite(raws).all(axis=1)
         stats = _block_stats(raws) if raws.shape[1] >= 3 else None  # rows with a gap: their own below
+        if qrs_bands is None:
+            qrs_bands = self._qrs.update(self._hold.fill(raws.ravel())).reshape(raws.shape)
+        windows = self._windows(qrs_bands)
         out = []
         for i, raw in enumerate(raws):
             verdict = self._verdict(raw, stats[i] if whole[i] and stats is not None else None)
-            ratio = self._noise_ratio(raw, not verdict.unusable, None if qrs_bands is None else qrs_bands[i])
+            ratio = self._noise_ratio(windows[i], not verdict.unusable)
             if verdict.unusable:
                 out.append(BlockQuality(verdict.missing, verdict.flat, verdict.saturated, noise_ratio=ratio))
             else:
@@ -181,25 +195,43 @@ class QualityJudge:
         stepped = last is not None and abs(level - last) > cfg.rail_jump_mv  # baseline step
         return BlockQuality(noisy=stepped or hf > cfg.hf_noise_mv)
 
-    def _noise_ratio(self, raw: np.ndarray, learn: bool, q: np.ndarray | None) -> float:
+    def _windows(self, qs: np.ndarray) -> list[tuple[np.ndarray, float, float] | None]:
+        """For each block (row of ``qs``, its QRS band): the QRS band of the last 2 s up to its
+        end (the whole blocks that cover 2 s), with the median and maximum of its magnitude;
+        None for a stream's first blocks (one QRS would fill a shorter window)."""
+        m, b = qs.shape
+        if self._block is None:
+            self._block, self._span = b, -(-self._window // b) * b if b else 0
+        if b != self._block:
+            raise ValueError(f"a block of {b} samples after blocks of {self._block}")
+        out: list[tuple[np.ndarray, float, float] | None] = [None] * m
+        hist = np.concatenate([self._tail, qs.ravel()])
+        ends = self._tail.size + b * np.arange(1, m + 1)
+        first = int(np.searchsorted(self._seen + b * np.arange(1, m + 1), self._window))  # rows with a whole window
+        self._seen += m * b
+        self._tail = hist[max(0, hist.size - self._span + b) :]
+        if first == m or b == 0:
+            return out
+        start = int(ends[first]) - self._span  # the windows step by a block: one strided view
+        w = np.lib.stride_tricks.as_strided(hist[start:], (m - first, self._span), (b * hist.itemsize, hist.itemsize),
+                                            writeable=False)
+        a = np.abs(w)
+        a.sort(axis=1)  # for a few rows faster than partitioning them
+        k = self._span // 2
+        meds = (0.5 * (a[:, k - 1] + a[:, k]) if self._span % 2 == 0 else a[:, k]).tolist()
+        for i, row, med, peak in zip(range(first, m), w, meds, a[:, -1].tolist()):
+            out[i] = (row, med, peak)
+        return out
+
+    def _noise_ratio(self, window: tuple[np.ndarray, float, float] | None, learn: bool) -> float:
         """Median |QRS band| over the last 2 s against the QRS size learnt from clean windows
         (``learn``: this block shows ECG, so its window may teach the size)."""
-        if raw.size == 0:
+        if window is None:
             return 0.0
-        if q is None:
-            q = self._qrs.update(self._hold.fill(raw))
-        self._recent.append(q)
-        self._recent_n += q.size
-        while self._recent_n - self._recent[0].size >= self._window:
-            self._recent_n -= self._recent.popleft().size
-        if self._recent_n < self._window:  # a stream's first blocks: one QRS would fill a short window
-            return 0.0
-        w = np.concatenate(self._recent)
-        a = np.abs(w)
-        med, peak = fast_median(a), float(a.max())
+        w, med, peak = window
         if learn and peak > 0 and (not self._sizes or med < self.cfg.clean_shape * peak):
             self._sizes.append(peak)
-            self._size = fast_median(np.fromiter(self._sizes, float))
+            self._size = short_median(self._sizes)
         size = self._size
         if size <= 0 or med <= self.cfg.noise_ratio * size or self._rhythmic(w):
             return min(med / size, self.cfg.noise_ratio) if size > 0 else 0.0
