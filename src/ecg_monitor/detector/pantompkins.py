@@ -27,6 +27,7 @@ integrator peak, less that filter's group delay, where annotators put the R wave
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,7 +43,7 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, best_partners, fast_median
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, best_partners, row_medians
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -167,6 +168,7 @@ class PanTompkinsDetector:
         """End of stream: decide the peak still held, with the samples there are."""
         if self._held is not None:
             peak, self._held = self._held, None
+            self._describe([peak])
             self._decide(peak, self.n)
         if not self._learnt and self._learning:
             self._finish_learning(self.n)
@@ -195,52 +197,51 @@ class PanTompkinsDetector:
         j = np.flatnonzero((ext[1:-1] > ext[:-2]) & (ext[1:-1] >= ext[2:])) + 1
         first = n0 - len(self._tail)
         self._tail = ext[-2:]
-        self._run([_Peak(first + k, v) for k, v in zip(j.tolist(), ext[j].tolist())])
+        decided = self._hold_peaks(zip((j + first).tolist(), ext[j].tolist()))
+        self._describe(decided)
+        self._run(decided)
         if not valid.all():
             shown = np.where(valid, shown, np.nan)  # show a gap as a gap
         return shown
 
     # ------------------------------------------------------------------ event loop
-    def _run(self, new_peaks: list[_Peak]) -> None:
-        """Process candidate peaks and timers in time order, up to the newest sample."""
+    def _hold_peaks(self, peaks: Iterable[tuple[int, float]]) -> list[_Peak]:
+        """The held peaks whose refractory period is over by the newest sample, in order, from
+        the new integrator peaks ``(index, value)``: a peak is held for the refractory period and
+        a larger one inside it takes its place (one QRS per 200 ms). Nothing else moves a held
+        peak, so this needs no timers; the one still held waits for the next samples."""
+        out, held, refractory = [], self._held, self._refractory
+        for i, v in peaks:
+            if held is not None and held.index + refractory <= i:  # over before this peak is offered
+                out.append(held)
+                held = None
+            if held is None or v > held.mwi:
+                held = _Peak(i, v)
+        if held is not None and held.index + refractory <= self.n:
+            out.append(held)
+            held = None
+        self._held = held
+        return out
+
+    def _run(self, decided: list[_Peak]) -> None:
+        """Decide the peaks whose refractory period is over and run the timers, in time order,
+        up to the newest sample (a peak before a timer at the same time)."""
         k = 0
         while True:
-            k = self._offer_peaks(new_peaks, k)  # then a timer comes before the next peak, if any
-            event = self._next_timer()
-            if event is None or event[0] > self.n:
+            timer = self._timer()
+            if k < len(decided) and (timer is None or decided[k].index + self._refractory <= timer[0]):
+                self._decide(decided[k], decided[k].index + self._refractory)
+                k += 1
+                continue
+            if timer is None or timer[0] > self.n:
                 return
-            t, kind = event
-            if kind == 1:
-                peak, self._held = self._held, None
-                self._decide(peak, t)
-            elif kind == 2:
+            t, kind = timer
+            if kind == 2:
                 self._search_back(t)
             elif kind == 3:
                 self._finish_learning(t)
             else:
                 self._close_block(t)
-
-    def _offer_peaks(self, peaks: list[_Peak], k: int) -> int:
-        """Offer ``peaks[k:]`` up to the newest sample while no timer comes first (a peak before
-        a timer at the same time), without recomputing the timers an offer cannot move; returns
-        the index of the first peak not offered."""
-        timer = self._timer()
-        while k < len(peaks):
-            t = peaks[k].index + 1
-            if t > self.n or (timer is not None and timer[0] < t) or (
-                    self._held is not None and self._held.index + self._refractory < t):
-                break
-            self._offer(peaks[k])
-            k += 1
-        return k
-
-    def _next_timer(self) -> tuple[int, int] | None:
-        """Earliest timer as (time, kind): 1 refractory end, then the others (lower kind first
-        at equal times)."""
-        timer = self._timer()
-        if self._held is not None and (timer is None or self._held.index + self._refractory <= timer[0]):
-            return self._held.index + self._refractory, 1
-        return timer
 
     def _timer(self) -> tuple[int, int] | None:
         """Earliest of the timers an offered peak does not move, as (time, kind): 2 search-back,
@@ -300,39 +301,42 @@ class PanTompkinsDetector:
         best = best_partners(self.display, [r for _, r in self._accepted], self._alike_window, self._alike_lag)
         return best is not None and int(np.count_nonzero(best < self.cfg.alike_corr)) <= int(self.cfg.alike_outliers * n)
 
-    def _offer(self, peak: _Peak) -> None:
-        """A new integrator peak: keep the largest one within the refractory period."""
-        if self._held is None or peak.mwi > self._held.mwi:
-            self._held = peak
-
     # ------------------------------------------------------------------ features
-    def _describe(self, peak: _Peak) -> None:
-        """Attach filtered-signal amplitude, maximum slope and the baseline-shift verdict."""
-        lo = max(peak.index - self._mwi_len - self._bls // 4, self._qrs_buf.start)
-        hi = peak.index + 1
-        q = self._qrs_buf.get(lo, hi)
-        peak.filtered = float(max(q.max(), -q.min()))  # max |q| without an abs array
-        lo_d = max(peak.index - self._bls, self._der_buf.start)
-        d = self._der_buf.get(lo_d, hi)
-        up, down = int(d.argmax()), int(d.argmin())
-        rise, fall = float(d[up]), float(-d[down])
-        peak.slope = max(rise, fall)
-        ratio = self.cfg.bls_ratio
-        peak.is_shift = not (
-            rise > ratio * fall and fall > ratio * rise and abs(up - down) < self._bls_pair
-        )
-        v = self.valid.get(max(peak.index - self._mwi_len, self.valid.start), hi)
-        if not v.all() or self._stepped(peak.index):
-            peak.is_shift = True  # a gap edge or a baseline step is not a QRS
+    def _describe(self, peaks: list[_Peak]) -> None:
+        """Attach filtered-signal amplitude, maximum slope and the baseline-shift verdict, from
+        the samples held now; peaks whose look-backs have the same shape (all but those at the
+        stream's start or end) together."""
+        groups: dict[tuple[int, ...], list[_Peak]] = {}
+        for p in peaks:
+            groups.setdefault(self._look_backs(p.index), []).append(p)
+        for reach, group in groups.items():
+            self._describe_alike(group, *reach)
 
-    def _stepped(self, i: int) -> bool:
-        """Whether the raw level after the peak is far from the level before its QRS."""
-        lo = max(i - self._level_before[0], self._raw.start)
-        hi = min(i + self._level_after, self._raw.end)
-        if lo >= i - self._level_before[1] or hi <= i:
-            return False
-        before = fast_median(self._raw.get(lo, i - self._level_before[1]))
-        return bool(abs(fast_median(self._raw.get(i, hi)) - before) > self.cfg.step_mv)
+    def _look_backs(self, i: int) -> tuple[int, int, int, int, int]:
+        """Where the windows :meth:`_describe` reads start (or end) relative to a peak at ``i``:
+        QRS band, derivative, validity, raw level before the QRS, raw level after the peak."""
+        start = self._qrs_buf.start  # every buffer holds the same samples
+        return (max(i - self._mwi_len - self._bls // 4, start) - i, max(i - self._bls, start) - i,
+                max(i - self._mwi_len, start) - i, max(i - self._level_before[0], start) - i,
+                min(i + self._level_after, self.n) - i)
+
+    def _describe_alike(self, peaks: list[_Peak], q0: int, d0: int, v0: int, b0: int, a1: int) -> None:
+        idx = np.array([p.index for p in peaks])
+        q = self._qrs_buf.rows(idx + q0, 1 - q0)
+        filtered = np.maximum(q.max(axis=1), -q.min(axis=1))  # max |q| without an abs array
+        d = self._der_buf.rows(idx + d0, 1 - d0)
+        up, down = d.argmax(axis=1), d.argmin(axis=1)
+        rows = np.arange(len(peaks))
+        rise, fall = d[rows, up], -d[rows, down]
+        ratio = self.cfg.bls_ratio
+        shift = ~((rise > ratio * fall) & (fall > ratio * rise) & (np.abs(up - down) < self._bls_pair))
+        shift |= ~self.valid.rows(idx + v0, 1 - v0).all(axis=1)  # a gap edge is not a QRS
+        if b0 < -self._level_before[1] and a1 > 0:  # a baseline step is not a QRS either
+            before = row_medians(self._raw.rows(idx + b0, -b0 - self._level_before[1]))
+            after = row_medians(self._raw.rows(idx, a1))
+            shift |= np.abs(after - before) > self.cfg.step_mv
+        for p, f, r, fa, sh in zip(peaks, filtered.tolist(), rise.tolist(), fall.tolist(), shift.tolist()):
+            p.filtered, p.slope, p.is_shift = f, max(r, fa), sh
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)
@@ -393,8 +397,7 @@ class PanTompkinsDetector:
         return True
 
     def _decide(self, peak: _Peak, t: int) -> None:
-        """A held peak is finished (time ``t``): describe it, then learn from it or judge it."""
-        self._describe(peak)
+        """A held peak is finished (time ``t``) and described: learn from it or judge it."""
         if not self._learnt:
             self._learning.append(peak)
             return
