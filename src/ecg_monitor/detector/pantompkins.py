@@ -157,10 +157,17 @@ class PanTompkinsDetector:
     # ------------------------------------------------------------------ signal chain
     def update(self, chunk: np.ndarray) -> list[Beat]:
         """Consume samples (mV; NaN marks a gap) and return the beats decided meanwhile."""
-        x = np.asarray(chunk, dtype=np.float64).ravel()
+        raw = np.asarray(chunk, dtype=np.float64).ravel()
         self.last_quality = []
-        shown = [self._update_block(x[i : i + self._block]) for i in range(0, x.size, self._block)]
-        self.last_display = np.concatenate(shown) if shown else np.zeros(0)
+        valid = np.isfinite(raw)
+        x = self._hold.fill(raw)
+        shown = self._display.update(x)  # IIR filters and block verdicts: the same for any split
+        q = self._qrs.update(x)
+        self._blocks.extend(self.quality.update(raw, q))
+        for i in range(0, x.size, self._block):
+            b = slice(i, i + self._block)
+            self._update_block(x[b], valid[b], shown[b], q[b])
+        self.last_display = shown if valid.all() else np.where(valid, shown, np.nan)  # show a gap as a gap
         out, self._out = self._out, []
         return out
 
@@ -175,18 +182,14 @@ class PanTompkinsDetector:
         out, self._out = self._out, []
         return out
 
-    def _update_block(self, x: np.ndarray) -> np.ndarray:
-        """Filter one block (at most a quarter of the history, so look-backs stay inside it)."""
-        raw = x
-        valid = np.isfinite(x)
-        x = self._hold.fill(x)
+    def _update_block(self, x: np.ndarray, valid: np.ndarray, shown: np.ndarray, q: np.ndarray) -> None:
+        """Take one block (at most a quarter of the history, so look-backs stay inside it): input
+        with gaps held, its validity, display and QRS bands; then decide what it completes. The
+        FIR stages run per block, as the sums they carry across calls depend on the split."""
         n0 = self.n
-        shown = self._display.update(x)
-        self.display.extend(shown)
-        q = self._qrs.update(x)
-        self._blocks.extend(self.quality.update(raw, q))
         d = self._deriv.update(q)
         m = self._integ.update(d * d)
+        self.display.extend(shown)
         self._qrs_buf.extend(q)
         self._der_buf.extend(d)
         self._raw.extend(x)
@@ -200,9 +203,6 @@ class PanTompkinsDetector:
         decided = self._hold_peaks(zip((j + first).tolist(), ext[j].tolist()))
         self._describe(decided)
         self._run(decided)
-        if not valid.all():
-            shown = np.where(valid, shown, np.nan)  # show a gap as a gap
-        return shown
 
     # ------------------------------------------------------------------ event loop
     def _hold_peaks(self, peaks: Iterable[tuple[int, float]]) -> list[_Peak]:
