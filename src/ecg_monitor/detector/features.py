@@ -200,9 +200,12 @@ class BeatFeatureExtractor:
             raise ValueError(f"raw ({raw.size}) and filtered ({filtered.size}) chunks differ in length")
         self._pending.extend(beats)
         waiting = self._take_ready()
-        for i in range(0, raw.size, self._block):
-            self._append(raw[i : i + self._block], filtered[i : i + self._block])
-            waiting.extend(self._take_ready())
+        if raw.size:
+            stored, bad = self._marked(raw, filtered)
+            for i in range(0, raw.size, self._block):  # a quarter of the history at a time
+                self._ecg.extend(stored[i : i + self._block])
+                self._bad.extend(bad[i : i + self._block])
+                waiting.extend(self._take_ready())
         return self._finish(waiting)
 
     def flush(self, beats: list[Beat] = ()) -> list[tuple[Beat, BeatFeatures]]:
@@ -213,8 +216,9 @@ class BeatFeatureExtractor:
         return self._finish(waiting)
 
     # ------------------------------------------------------------------ samples
-    def _append(self, raw: np.ndarray, filtered: np.ndarray) -> None:
-        """Store the band-passed block and which of its samples a window must not touch."""
+    def _marked(self, raw: np.ndarray, filtered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The band-passed chunk to store (NaN where input is missing) and which of its samples
+        a window must not touch."""
         missing = ~np.isfinite(raw)
         same = np.empty(raw.size, dtype=bool)
         same[0] = raw[0] == self._last_value
@@ -225,8 +229,8 @@ class BeatFeatureExtractor:
         gap = np.maximum.accumulate(np.where(missing, idx, -1))
         since = np.where(gap < 0, self._since_gap + idx + 1, idx - gap)
         self._last_value, self._run, self._since_gap = raw[-1], int(run[-1]), int(since[-1])
-        self._ecg.extend(np.where(missing, np.nan, filtered))  # NaN marks a gap for the RR check
-        self._bad.extend(missing | (run >= self._flat_len) | (since <= self._settle))
+        # NaN marks a gap for the RR check
+        return np.where(missing, np.nan, filtered), missing | (run >= self._flat_len) | (since <= self._settle)
 
     def _take_ready(self) -> list[_Waiting]:
         """The pending beats whose window is complete, with their windows (cut together) and
@@ -268,20 +272,31 @@ class BeatFeatureExtractor:
     def _finish(self, waiting: list[_Waiting]) -> list[tuple[Beat, BeatFeatures]]:
         """Complete the waiting beats' features: template features and morphology of the usable
         ones (see :meth:`_templates`); an unusable window gives zeros and no template."""
-        usable = [w for w in waiting if w.x is not None]
-        morph, template = self._templates(usable) if usable else (None, None)
-        out, j = [], 0
-        for w in waiting:
-            if w.x is None:
-                m = np.zeros((len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
-            else:
-                m, w.rhythm[_TEMPLATE] = morph[j], template[j]
-                j += 1
-            out.append((w.beat, BeatFeatures(morphology=m, rhythm=w.rhythm, usable=w.x is not None,
-                                             short_history=w.short)))
+        if not waiting:
+            return []
+        rhythm = self._rhythm_features([w.rhythm for w in waiting])
+        morph = np.zeros((len(waiting), len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
+        usable = [k for k, w in enumerate(waiting) if w.x is not None]
+        if usable:
+            on_time = rhythm[usable, _PRE_OVER_LOCAL].astype(np.float64) >= self._on_time
+            morph[usable], rhythm[usable, _TEMPLATE] = self._templates([waiting[k] for k in usable], on_time.tolist())
+        return [(w.beat, BeatFeatures(morphology=morph[k], rhythm=rhythm[k], usable=w.x is not None,
+                                      short_history=w.short)) for k, w in enumerate(waiting)]
+
+    def _rhythm_features(self, rows: list[tuple[float, ...]]) -> np.ndarray:
+        """The rhythm features (float32, in :data:`RHYTHM_FEATURES` order, template ones left at
+        1, 0, 0, 0, 0) of beats from what :meth:`_rhythm` measured."""
+        a = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
+        pre, prev, local, long = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
+        out = np.zeros((len(rows), len(RHYTHM_FEATURES)), np.float32)
+        out[:, :4] = a[:, :4] / self.spec.fs
+        out[:, 4:9] = np.log(np.stack([pre / local, pre / long, local / long, prev / local, pre / prev], axis=1))
+        out[:, 9:11] = a[:, 4:6]  # irregularity, short history
+        out[:, _TEMPLATE.start] = 1.0  # template features: set once the window is complete
+        out[:, _TEMPLATE.stop :] = a[:, 6:]  # AF context
         return out
 
-    def _templates(self, beats: list[_Waiting]) -> tuple[np.ndarray, np.ndarray]:
+    def _templates(self, beats: list[_Waiting], on_time: list[bool]) -> tuple[np.ndarray, np.ndarray]:
         """Morphology (beat and usual beat in units of the usual QRS amplitude) and template
         features of usable beats: QRS correlation, amplitude and width ratios, and the size of
         the wave before each (P wave, or fibrillatory waves in AF).
@@ -294,7 +309,7 @@ class BeatFeatureExtractor:
         morph = np.empty((k, len(MORPHOLOGY_CHANNELS), self.spec.window), np.float32)
         qrs = np.empty((k, self._qrs.stop - self._qrs.start))  # each beat's QRS, mean removed
         refs, corr = [], []
-        for j, w in enumerate(beats):
+        for j, (w, punctual) in enumerate(zip(beats, on_time)):
             ref = usual.reference(w.x, w.amp)
             morph[j, 0], morph[j, 1] = w.x * ref.unit, ref.row  # assignment rounds to float32 as astype does
             b = qrs[j]
@@ -302,7 +317,8 @@ class BeatFeatureExtractor:
             b -= b.sum() / b.size
             refs.append(ref)
             corr.append(ref.correlation(b))
-            self._learn(w, b, ref, corr[-1])
+            if w.short or punctual:
+                self._learn(w, b, ref, corr[-1])
         spans = qrs.max(axis=1) - qrs.min(axis=1)
         template = np.empty((k, len(TEMPLATE_FEATURES)), np.float32)
         template[:, 0] = corr
@@ -315,11 +331,9 @@ class BeatFeatureExtractor:
         return morph, template
 
     def _learn(self, w: _Waiting, qrs: np.ndarray, ref: _Reference, corr: float) -> None:
-        """Admit the beat to the usual beat if it came on time and looks like it (any on-time
-        beat while the usual beat is filling, or after ``relearn_s`` without a match); ``qrs``
-        and ``corr``: its QRS compared with ``ref``, the usual beat it was compared with."""
-        if not (w.short or w.rhythm[_PRE_OVER_LOCAL] >= self._on_time):
-            return
+        """Admit a beat that came on time to the usual beat if it looks like it (any such beat
+        while the usual beat is filling, or after ``relearn_s`` without a match); ``qrs`` and
+        ``corr``: its QRS compared with ``ref``, the usual beat it was compared with."""
         r = w.beat.sample
         if r - self._admitted_at > self._relearn:
             self._usual.clear()
@@ -329,8 +343,10 @@ class BeatFeatureExtractor:
         self._usual.add(w.x, w.amp)
         self._admitted_at = r
 
-    def _rhythm(self, r: int) -> tuple[np.ndarray, bool]:
-        """Pre-RR features of the beat at ``r``, then add its RR to the history."""
+    def _rhythm(self, r: int) -> tuple[tuple[float, ...], bool]:
+        """What the pre-RR features of the beat at ``r`` come from (pre, previous, local and
+        long-term RR, irregularity, short history, AF context; see :meth:`_rhythm_features`),
+        then add its RR to the history."""
         known_pre = self._pre_rr(r)
         self._last_r = r
         while self._rr and self._rr[0][0] < r - self.spec.long_s * self.spec.fs:
@@ -357,12 +373,7 @@ class BeatFeatureExtractor:
             self._rr.append((r, known_pre))
             self._rr_sum += known_pre
             self._recent.append(known_pre)
-        fs = self.spec.fs
-        logs = np.log([pre / local, pre / long, local / long, prev / local, pre / prev])  # one call, not five
-        values = (pre / fs, prev / fs, local / fs, long / fs, *logs, irregular, float(short),
-                  1.0, 0.0, 0.0, 0.0, 0.0,  # template features: set once the window is complete
-                  context_irregular, jump_fraction)
-        return np.asarray(values, dtype=np.float32), short
+        return (pre, prev, local, long, irregular, float(short), context_irregular, jump_fraction), short
 
     def _pre_rr(self, r: int) -> int | None:
         """RR before the beat; None (and the history restarts) when it is unknown, too long or
@@ -383,7 +394,7 @@ class _Waiting(NamedTuple):
     """A beat whose window is complete, its template features still to come."""
 
     beat: Beat  # as given out
-    rhythm: np.ndarray  # its rhythm features (float32), the template ones still placeholders
+    rhythm: tuple[float, ...]  # what its rhythm features come from (see _rhythm)
     short: bool  # short rhythm history
     x: np.ndarray | None  # morphology window (decimated, minus its median); None: unusable
     amp: float  # QRS amplitude of x
