@@ -150,6 +150,7 @@ class PanTompkinsDetector:
         self._rr2: deque[int] = deque(maxlen=8)
         self._rr_misses = 0
         self._rr2_mean = 0.0
+        self._irregular = False  # the last 8 RRs stray from the regular average (kept by _add_rr)
         self._learn_until = self._learn
         self._next_search: int | None = None  # retry time after a search-back found nothing
         self._out: list[Beat] = []
@@ -355,16 +356,9 @@ class PanTompkinsDetector:
         r = self.cfg.threshold_ratio
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)
-        if not noisy and self._irregular():
+        if not noisy and self._irregular:
             thr_i, thr_f = 0.5 * thr_i, 0.5 * thr_f
         return thr_i, max(thr_f, self.cfg.min_qrs_mv)
-
-    def _irregular(self) -> bool:
-        if len(self._rr1) < self._rr1.maxlen or not self._rr2:
-            return False
-        avg2 = self._rr2_mean
-        lo, hi = self.cfg.rr_low_ratio * avg2, self.cfg.rr_high_ratio * avg2
-        return not all(lo <= rr <= hi for rr in self._rr1)
 
     def _search_deadline(self) -> int | None:
         if not self._learnt or self._last_qrs is None or not self._rr2:
@@ -456,7 +450,9 @@ class PanTompkinsDetector:
                 self._rr2.clear()
                 self._rr2.extend(self._rr1)
                 self._rr_misses = 0
-        self._rr2_mean = sum(self._rr2) / len(self._rr2)
+        self._rr2_mean = avg2 = sum(self._rr2) / len(self._rr2)
+        lo, hi = self.cfg.rr_low_ratio * avg2, self.cfg.rr_high_ratio * avg2
+        self._irregular = len(self._rr1) == self._rr1.maxlen and not all(lo <= rr <= hi for rr in self._rr1)
 
     def _search_back(self, t: int) -> None:
         """No QRS for 166 % of the RR average: take the best kept peak above half threshold."""
