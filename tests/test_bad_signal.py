@@ -15,7 +15,7 @@ from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.episodes import REQUIRED
 from ecg_monitor.detector.pantompkins import DetectorConfig
 from ecg_monitor.detector.pipeline import DetectorPipeline
-from ecg_monitor.detector.quality import BlockQualityStream
+from ecg_monitor.detector.quality import BlockQuality, BlockQualityStream, JudgedBlock, Readability
 from ecg_monitor.evaluation.ec57 import match_beats
 from synthetic_ecg import FS, beat_train, regular_times, wide_train
 
@@ -188,3 +188,17 @@ def test_quality_verdicts_do_not_depend_on_chunk_size() -> None:
     ref = run_pipeline(x, chunk=len(x))
     for chunk in (1, 7, 333):
         assert run_pipeline(x, chunk) == ref
+
+
+def test_readability_is_the_last_block_judged_by_a_time() -> None:
+    """The one record behind the detector's thresholds and the pipeline's Q labels: the last
+    block ending at or before a time decides, and a new update keeps only the latest block."""
+    noisy, clean = BlockQuality(noisy=True), BlockQuality()
+    r = Readability()
+    assert not r.unreadable_at(10**6)  # nothing judged yet
+    for start, q in ((0, clean), (180, noisy), (360, clean)):
+        r.add(JudgedBlock(start, start + 180, q))
+    assert [r.unreadable_at(t) for t in (179, 180, 359, 360, 539, 540)] == [False, False, False, True, True, False]
+    r.new_update()
+    r.add(JudgedBlock(540, 720, noisy))
+    assert [r.unreadable_at(t) for t in (539, 540, 719, 720)] == [False, False, False, True]

@@ -43,7 +43,14 @@ from ecg_monitor.detector.filters import (
     design_qrs_filter,
     integration_taps,
 )
-from ecg_monitor.detector.quality import QUALITY_BLOCK_S, BlockQualityStream, JudgedBlock, best_partners, row_medians
+from ecg_monitor.detector.quality import (
+    QUALITY_BLOCK_S,
+    BlockQualityStream,
+    JudgedBlock,
+    Readability,
+    best_partners,
+    row_medians,
+)
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -130,7 +137,7 @@ class PanTompkinsDetector:
         self.last_display = np.zeros(0)  # display-band output of the last update()
         self.quality = BlockQualityStream(self.fs, s(QUALITY_BLOCK_S))
         self.last_quality: list[JudgedBlock] = []  # blocks judged during the last update()
-        self._unreadable: deque[tuple[int, bool]] = deque(maxlen=4)  # (block end, unreadable)
+        self.readability = Readability()  # of the blocks judged (final verdicts), for the pipeline too
         self._blocks: deque[JudgedBlock] = deque()  # judged on the raw signal, awaiting their end
         self._strong: deque[int] = deque()  # peaks that cleared the threshold, recent ones
         self._crowd_window = s(cfg.crowd_window_s)
@@ -160,6 +167,7 @@ class PanTompkinsDetector:
         """Consume samples (mV; NaN marks a gap) and return the beats decided meanwhile."""
         raw = np.asarray(chunk, dtype=np.float64).ravel()
         self.last_quality = []
+        self.readability.new_update()
         valid = np.isfinite(raw)
         x = self._hold.fill(raw)
         shown = self._display.update(x)  # IIR filters and block verdicts: the same for any split
@@ -290,7 +298,7 @@ class PanTompkinsDetector:
         if q is not j.quality:
             j = replace(j, quality=q)
         self.last_quality.append(j)
-        self._unreadable.append((j.stop, j.quality.unreadable))
+        self.readability.add(j)
 
     def _rhythm(self, explains: int) -> bool:
         """Whether the beats of the last 3 s are a rhythm: enough of them, at least as many as
@@ -333,8 +341,8 @@ class PanTompkinsDetector:
         shift = ~((rise > ratio * fall) & (fall > ratio * rise) & (np.abs(up - down) < self._bls_pair))
         shift |= ~self.valid.rows(idx + v0, 1 - v0).all(axis=1)  # a gap edge is not a QRS
         if b0 < -self._level_before[1] and a1 > 0:  # a baseline step is not a QRS either
-            before = row_medians(self._raw.rows(idx + b0, -b0 - self._level_before[1]))
-            after = row_medians(self._raw.rows(idx, a1))
+            raw = self._raw.rows(idx + b0, a1 - b0)
+            before, after = row_medians(raw[:, : -b0 - self._level_before[1]]), row_medians(raw[:, -b0:])
             shift |= np.abs(after - before) > self.cfg.step_mv
         for p, f, r, fa, sh in zip(peaks, filtered.tolist(), rise.tolist(), fall.tolist(), shift.tolist()):
             p.filtered, p.slope, p.is_shift = f, max(r, fa), sh
@@ -345,14 +353,10 @@ class PanTompkinsDetector:
         return max(0, lo + int(np.abs(seg).argmax()) - self._display_delay)
 
     # ------------------------------------------------------------------ thresholds
-    def _noisy(self, t: int) -> bool:
-        """Whether the last quality block finished by time ``t`` was unreadable."""
-        return next((bad for stop, bad in reversed(self._unreadable) if stop <= t), False)
-
     def _thresholds(self, t: int) -> tuple[float, float]:
         """Detection thresholds at time ``t``: never halved for an irregular rhythm while the
         signal is noisy (noise makes the rhythm look irregular)."""
-        noisy = self._noisy(t)
+        noisy = self.readability.unreadable_at(t)
         r = self.cfg.threshold_ratio
         thr_i = self._npki + r * (self._spki - self._npki)
         thr_f = self._npkf + r * (self._spkf - self._npkf)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -56,7 +55,6 @@ class DetectorPipeline:
             if self.classifier.spec.fs != fs:
                 raise ValueError(f"the beat classifier works at {self.classifier.spec.fs} Hz, the pipeline at {fs} Hz")
             self.features = BeatFeatureExtractor(self.classifier.spec)
-        self._last_block: JudgedBlock | None = None  # judged in an earlier update
 
     @property
     def samples_seen(self) -> int:
@@ -68,27 +66,14 @@ class DetectorPipeline:
         filtered = self.detector.last_display
         if self.features is not None:
             beats = self.classifier.classify(self.features.update(chunk, filtered, beats))
-        judged = self.detector.last_quality
-        return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats, judged), quality=judged)
+        return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats),
+                              quality=self.detector.last_quality)
 
-    def _never_guess(self, beats: list[Beat], judged: list[JudgedBlock]) -> list[Beat]:
-        """Label Q the beats given out while the last block judged by then was unreadable.
-
-        Beats of later updates are given out after every block judged so far, so only the
-        latest block of earlier updates is kept.
-        """
-        blocks = ([self._last_block] if self._last_block is not None else []) + judged
-        if judged:
-            self._last_block = judged[-1]
-        stops = [j.stop for j in blocks]  # increasing: the last block by a time is a bisection
-        out = []
-        for b in beats:
-            i = bisect_right(stops, b.emitted_at) - 1
-            last = blocks[i] if i >= 0 else None
-            if last is not None and last.quality.unreadable and b.label != UNCLASSIFIED:
-                b = b.labelled(UNCLASSIFIED, None, b.short_history)
-            out.append(b)
-        return out
+    def _never_guess(self, beats: list[Beat]) -> list[Beat]:
+        """Label Q the beats given out while the last block judged by then was unreadable."""
+        judged = self.detector.readability
+        return [b.labelled(UNCLASSIFIED, None, b.short_history)
+                if b.label != UNCLASSIFIED and judged.unreadable_at(b.emitted_at) else b for b in beats]
 
     def flush(self) -> list[Beat]:
         """End of stream (record over, source ended): finish the beats still pending.
@@ -98,7 +83,7 @@ class DetectorPipeline:
         beats = self.detector.flush()
         if self.features is not None:
             beats = self.classifier.classify(self.features.flush(beats))
-        return self._never_guess(beats, [])
+        return self._never_guess(beats)
 
 
 def stream_signal(

@@ -17,6 +17,7 @@ gain (clean, only larger) is followed.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -293,6 +294,29 @@ class JudgedBlock:
     start: int
     stop: int
     quality: BlockQuality
+
+
+class Readability:
+    """Whether the last block judged by a given time was unreadable: the one record of judged
+    blocks behind both the detector's thresholds (never halved in noise) and the pipeline's
+    labels (never a guess in noise). It holds the blocks judged during the current update and
+    the last one before: whatever is decided later is decided after that one."""
+
+    def __init__(self) -> None:
+        self._stops: list[int] = []  # increasing: the last block by a time is a bisection
+        self._unreadable: list[bool] = []
+
+    def new_update(self) -> None:
+        del self._stops[:-1], self._unreadable[:-1]
+
+    def add(self, block: JudgedBlock) -> None:
+        self._stops.append(block.stop)
+        self._unreadable.append(block.quality.unreadable)
+
+    def unreadable_at(self, t: int) -> bool:
+        """Whether the last block judged by time ``t`` (ending at or before it) was unreadable."""
+        i = bisect_right(self._stops, t) - 1
+        return i >= 0 and self._unreadable[i]
 
 
 class BlockQualityStream:
