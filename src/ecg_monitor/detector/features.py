@@ -185,6 +185,7 @@ class BeatFeatureExtractor:
         self._rr: deque[tuple[int, int]] = deque()  # (R mark, RR before it) within long_s
         self._rr_sum = 0
         self._recent: deque[int] = deque(maxlen=max(spec.local_beats, spec.context_beats))  # latest RRs
+        self._steps: deque[int] = deque(maxlen=self._recent.maxlen - 1)  # |changes| between them
         self._usual = UsualBeat(spec.history_beats, spec.window, self._qrs, self._p_wave, spec.min_amplitude_mv)
         self._admitted_at = 0  # R mark of the last beat admitted to the usual beat
 
@@ -356,15 +357,15 @@ class BeatFeatureExtractor:
         last_rr = self._rr[-1][1] if n_past else self.spec.default_rr_s * self.spec.fs
         pre = known_pre if known_pre is not None else last_rr
         prev = last_rr if n_past else pre
-        rrs = list(self._recent)  # oldest first
+        rrs, steps = list(self._recent), list(self._steps)  # oldest first
         recent = rrs[-self.spec.local_beats:]
         local = sum(recent) / len(recent) if recent else prev
-        irregular = short_median([abs(b - a) for a, b in zip(recent, recent[1:])]) / short_median(recent) if len(recent) > 1 else 0.0
+        irregular = short_median(steps[1 - len(recent):]) / short_median(recent) if len(recent) > 1 else 0.0
         long = self._rr_sum / n_past if n_past else prev
         context = rrs[-self.spec.context_beats:]
         if len(context) > 2:
             mid = short_median(context)
-            jumps = [abs(b - a) / mid for a, b in zip(context, context[1:])]
+            jumps = [step / mid for step in steps[1 - len(context):]]
             context_irregular = short_median(jumps)
             jump_fraction = sum(j > self.spec.jump_ratio for j in jumps) / len(jumps)
         else:
@@ -372,6 +373,8 @@ class BeatFeatureExtractor:
         if known_pre is not None:
             self._rr.append((r, known_pre))
             self._rr_sum += known_pre
+            if self._recent:
+                self._steps.append(abs(known_pre - self._recent[-1]))
             self._recent.append(known_pre)
         return (pre, prev, local, long, irregular, float(short), context_irregular, jump_fraction), short
 
@@ -385,6 +388,7 @@ class BeatFeatureExtractor:
         if rr > self._max_rr or last < self._ecg.start or np.isnan(self._ecg.get(last, r + 1)).any():
             self._rr.clear()
             self._recent.clear()
+            self._steps.clear()
             self._rr_sum = 0
             return None
         return rr
