@@ -170,6 +170,7 @@ class BeatFeatureExtractor:
         self._settle = int(round(spec.settle_s * spec.fs))
         self._max_rr = int(round(spec.max_rr_s * spec.fs))
         q = int(round(spec.qrs_half_s * spec.fs / spec.decimate))
+        self._pre, self._post = spec.pre, spec.post  # the window around R (properties: computed on each read)
         c = spec.pre // spec.decimate
         self._qrs = slice(max(0, c - q), c + q + 1)
         p0, p1 = (int(round(t * spec.fs / spec.decimate)) for t in spec.p_wave_s)
@@ -236,37 +237,37 @@ class BeatFeatureExtractor:
     def _take_ready(self) -> list[_Waiting]:
         """The pending beats whose window is complete, with their windows (cut together) and
         rhythm features; their template features wait for :meth:`_finish`."""
-        post = self.spec.post
+        post = self._post
         ready = []
-        while self._pending and self._pending[0].sample + post <= self.n:
+        while self._pending and self._pending[0].sample + post <= self._ecg.end:
             ready.append(self._pending.popleft())
         if not ready:
             return []
-        shapes = self._shapes(np.array([b.sample for b in ready], dtype=np.int64))
+        shapes = self._shapes([b.sample for b in ready])
         return [self._waiting(b.ready_at(max(b.emitted_at, b.sample + post)), x, amp) for b, (x, amp) in zip(ready, shapes)]
 
     def _waiting(self, beat: Beat, x: np.ndarray | None, amp: float) -> _Waiting:
         rhythm, short = self._rhythm(beat.sample)
         return _Waiting(beat, rhythm, short, x, amp)
 
-    def _shapes(self, r: np.ndarray) -> list[tuple[np.ndarray | None, float]]:
+    def _shapes(self, samples: list[int]) -> list[tuple[np.ndarray | None, float]]:
         """Per R mark: its morphology window (decimated, minus its median) and QRS amplitude, or
         None when the window is not usable (not held, or touching a gap, flat line or settling)."""
-        lo = r - self.spec.pre
-        n = self.spec.pre + self.spec.post
-        usable = (lo >= self._ecg.start) & (lo + n <= self._ecg.end)
-        usable[usable] = ~self._bad.rows(lo[usable], n).any(axis=1)
-        out: list[tuple[np.ndarray | None, float]] = [(None, 0.0)] * r.size
-        if not usable.any():
+        n, start, end = self._pre + self._post, self._ecg.start, self._ecg.end
+        out: list[tuple[np.ndarray | None, float]] = [(None, 0.0)] * len(samples)
+        held = [i for i, r in enumerate(samples) if start <= r - self._pre and r - self._pre + n <= end]
+        if not held:
             return out
-        w = self._ecg.rows(lo[usable], n)
+        lo = np.array([samples[i] - self._pre for i in held])
+        bad = self._bad.rows(lo, n).any(axis=1).tolist()
+        w = self._ecg.rows(lo, n)  # bad ones too: one gather, their shapes left unused
         dec = self.spec.decimate
         x = 0.5 * (w[:, 0::2] + w[:, 1::2]) if dec == 2 else w.reshape(w.shape[0], -1, dec).mean(axis=2)
-        x = x - row_medians(x)[:, None]
+        x -= row_medians(x)[:, None]
         qrs = x[:, self._qrs]
-        amps = (qrs.max(axis=1) - qrs.min(axis=1)).tolist()
-        for i, row, amp in zip(np.flatnonzero(usable).tolist(), x, amps):
-            out[i] = (row, amp)
+        for i, row, amp, unusable in zip(held, x, (qrs.max(axis=1) - qrs.min(axis=1)).tolist(), bad):
+            if not unusable:
+                out[i] = (row, amp)
         return out
 
     # ------------------------------------------------------------------ beats in order
@@ -279,42 +280,40 @@ class BeatFeatureExtractor:
         morph = np.zeros((len(waiting), len(MORPHOLOGY_CHANNELS), self.spec.window), dtype=np.float32)
         usable = [k for k, w in enumerate(waiting) if w.x is not None]
         if usable:
-            on_time = rhythm[usable, _PRE_OVER_LOCAL].astype(np.float64) >= self._on_time
-            morph[usable], rhythm[usable, _TEMPLATE] = self._templates([waiting[k] for k in usable], on_time.tolist())
+            on_time = [v >= self._on_time for v in rhythm[usable, _PRE_OVER_LOCAL].tolist()]
+            rhythm[usable, _TEMPLATE] = self._templates([waiting[k] for k in usable], on_time, morph, usable)
         return [(w.beat, BeatFeatures(morphology=morph[k], rhythm=rhythm[k], usable=w.x is not None,
                                       short_history=w.short)) for k, w in enumerate(waiting)]
 
     def _rhythm_features(self, rows: list[tuple[float, ...]]) -> np.ndarray:
         """The rhythm features (float32, in :data:`RHYTHM_FEATURES` order, template ones left at
         1, 0, 0, 0, 0) of beats from what :meth:`_rhythm` measured."""
-        a = np.array(rows, dtype=np.float64).reshape(len(rows), 8)
-        pre, prev, local, long = a[:, 0], a[:, 1], a[:, 2], a[:, 3]
-        out = np.zeros((len(rows), len(RHYTHM_FEATURES)), np.float32)
-        out[:, :4] = a[:, :4] / self.spec.fs
-        out[:, 4:9] = np.log(np.stack([pre / local, pre / long, local / long, prev / local, pre / prev], axis=1))
-        out[:, 9:11] = a[:, 4:6]  # irregularity, short history
-        out[:, _TEMPLATE.start] = 1.0  # template features: set once the window is complete
-        out[:, _TEMPLATE.stop :] = a[:, 6:]  # AF context
+        a = np.array(rows, dtype=np.float64)
+        out = np.empty((len(rows), len(RHYTHM_FEATURES)), np.float32)
+        out[:, :4] = a[:, :4]  # RRs, s
+        out[:, 4:9] = np.log(a[:, 4:9].copy())  # their ratios (the log of a contiguous array, as of a list)
+        out[:, 9:11] = a[:, 9:11]  # irregularity, short history
+        out[:, _TEMPLATE] = (1.0, 0.0, 0.0, 0.0, 0.0)  # template features: set once the window is complete
+        out[:, _TEMPLATE.stop :] = a[:, 11:]  # AF context
         return out
 
-    def _templates(self, beats: list[_Waiting], on_time: list[bool]) -> tuple[np.ndarray, np.ndarray]:
-        """Morphology (beat and usual beat in units of the usual QRS amplitude) and template
-        features of usable beats: QRS correlation, amplitude and width ratios, and the size of
-        the wave before each (P wave, or fibrillatory waves in AF).
+    def _templates(self, beats: list[_Waiting], on_time: list[bool], morph: np.ndarray, rows: list[int]) -> np.ndarray:
+        """Template features of usable beats (QRS correlation, amplitude and width ratios, and
+        the size of the wave before each: P wave, or fibrillatory waves in AF), their morphology
+        (beat and usual beat in units of the usual QRS amplitude) written to ``morph[rows]``.
 
         Each beat is compared with the usual beat as the beats before it left it, and may join
         it: that walk is beat by beat, but only the correlation and amplitude it needs are
         computed there; the rest is computed for all the beats together.
         """
         k, usual = len(beats), self._usual
-        morph = np.empty((k, len(MORPHOLOGY_CHANNELS), self.spec.window), np.float32)
         qrs = np.empty((k, self._qrs.stop - self._qrs.start))  # each beat's QRS, mean removed
         refs, corr = [], []
-        for j, (w, punctual) in enumerate(zip(beats, on_time)):
-            ref = usual.reference(w.x, w.amp)
-            morph[j, 0], morph[j, 1] = w.x * ref.unit, ref.row  # assignment rounds to float32 as astype does
+        for j, (w, punctual, row) in enumerate(zip(beats, on_time, rows)):
+            ref, m = usual.reference(w.x, w.amp), morph[row]
+            m[0], m[1] = w.x * ref.unit, ref.row  # assignment rounds to float32 as astype does
             b = qrs[j]
-            b[:] = morph[j, 0, self._qrs]
+            b[:] = m[0, self._qrs]
             b -= b.sum() / b.size
             refs.append(ref)
             corr.append(ref.correlation(b))
@@ -324,12 +323,11 @@ class BeatFeatureExtractor:
         template = np.empty((k, len(TEMPLATE_FEATURES)), np.float32)
         template[:, 0] = corr
         usual_beats = np.array([r.beat for r in refs])
-        widths = np.stack([_qrs_widths(qrs), _qrs_widths(usual_beats[:, self._qrs])], axis=1)
-        template[:, 1:3] = _log_ratios(np.stack([spans, widths[:, 0]], axis=1),
-                                       np.stack([[r.span for r in refs], widths[:, 1]], axis=1))
-        template[:, 3] = row_stds(morph[:, 0, self._p_wave])
+        widths = _qrs_widths(np.concatenate([qrs, usual_beats[:, self._qrs]])).reshape(2, k)  # beats', usual beats'
+        template[:, 1:3] = _log_ratios(np.array([spans, widths[0]]), np.array([[r.span for r in refs], widths[1]])).T
+        template[:, 3] = row_stds(morph[rows, 0, self._p_wave])
         template[:, 4] = row_stds(usual_beats[:, self._p_wave]) * [r.unit for r in refs]
-        return morph, template
+        return template
 
     def _learn(self, w: _Waiting, qrs: np.ndarray, ref: _Reference, corr: float) -> None:
         """Admit a beat that came on time to the usual beat if it looks like it (any such beat
@@ -345,9 +343,8 @@ class BeatFeatureExtractor:
         self._admitted_at = r
 
     def _rhythm(self, r: int) -> tuple[tuple[float, ...], bool]:
-        """What the pre-RR features of the beat at ``r`` come from (pre, previous, local and
-        long-term RR, irregularity, short history, AF context; see :meth:`_rhythm_features`),
-        then add its RR to the history."""
+        """The pre-RR features of the beat at ``r`` as plain numbers, their logs not yet taken
+        (see :meth:`_rhythm_features`), then add its RR to the history."""
         known_pre = self._pre_rr(r)
         self._last_r = r
         while self._rr and self._rr[0][0] < r - self.spec.long_s * self.spec.fs:
@@ -376,7 +373,9 @@ class BeatFeatureExtractor:
             if self._recent:
                 self._steps.append(abs(known_pre - self._recent[-1]))
             self._recent.append(known_pre)
-        return (pre, prev, local, long, irregular, float(short), context_irregular, jump_fraction), short
+        fs = self.spec.fs
+        return (pre / fs, prev / fs, local / fs, long / fs, pre / local, pre / long, local / long, prev / local,
+                pre / prev, irregular, float(short), context_irregular, jump_fraction), short
 
     def _pre_rr(self, r: int) -> int | None:
         """RR before the beat; None (and the history restarts) when it is unknown, too long or
@@ -472,10 +471,9 @@ def _qrs_widths(x: np.ndarray) -> np.ndarray:
     a QRS width that needs no onset/offset detector and grows with a wide (bundle branch or
     ventricular) complex."""
     d = x[:, 1:] - x[:, :-1]
-    e = np.cumsum(d * d, axis=1)  # non-decreasing: counting what lies below is a sorted search
+    e = np.cumsum(d * d, axis=1)  # non-decreasing: counting what lies between is a sorted search
     last = e[:, -1:]
-    width = (e < 0.9 * last).sum(axis=1) - (e < 0.1 * last).sum(axis=1)
-    return np.where(last[:, 0] > 0, width, 0).astype(np.float64)
+    return ((e >= 0.1 * last) & (e < 0.9 * last)).sum(axis=1)  # none when flat (all 0)
 
 
 def _log_ratios(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:

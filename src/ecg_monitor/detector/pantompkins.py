@@ -315,6 +315,8 @@ class PanTompkinsDetector:
         """Attach filtered-signal amplitude, maximum slope and the baseline-shift verdict, from
         the samples held now; peaks whose look-backs have the same shape (all but those at the
         stream's start or end) together."""
+        if not peaks:
+            return
         groups: dict[tuple[int, ...], list[_Peak]] = {}
         for p in peaks:
             groups.setdefault(self._look_backs(p.index), []).append(p)

@@ -206,16 +206,17 @@ class QualityJudge:
         if b != self._block:
             raise ValueError(f"a block of {b} samples after blocks of {self._block}")
         out: list[tuple[np.ndarray, float, float] | None] = [None] * m
-        hist = np.concatenate([self._tail, qs.ravel()])
-        ends = self._tail.size + b * np.arange(1, m + 1)
-        first = int(np.searchsorted(self._seen + b * np.arange(1, m + 1), self._window))  # rows with a whole window
-        self._seen += m * b
-        self._tail = hist[max(0, hist.size - self._span + b) :]
-        if first == m or b == 0:
+        if b == 0:
             return out
-        start = int(ends[first]) - self._span  # the windows step by a block: one strided view
-        w = np.lib.stride_tricks.as_strided(hist[start:], (m - first, self._span), (b * hist.itemsize, hist.itemsize),
-                                            writeable=False)
+        hist = np.concatenate([self._tail, qs.ravel()])  # whole blocks: the ones before, then these
+        self._tail = hist[max(0, hist.size - self._span + b) :]
+        first = min(m, max(0, -(-(self._window - self._seen) // b) - 1))  # rows with a whole window
+        self._seen += m * b
+        if first == m:
+            return out
+        per, blocks = self._span // b, hist.reshape(-1, b)
+        start = blocks.shape[0] - m + first - per + 1  # first block of the first whole window
+        w = np.concatenate([blocks[start + j : start + j + m - first] for j in range(per)], axis=1)
         a = np.abs(w)
         a.sort(axis=1)  # for a few rows faster than partitioning them
         k = self._span // 2
