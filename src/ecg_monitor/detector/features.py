@@ -244,7 +244,8 @@ class BeatFeatureExtractor:
         if not ready:
             return []
         shapes = self._shapes([b.sample for b in ready])
-        return [self._waiting(b.ready_at(max(b.emitted_at, b.sample + post)), x, amp) for b, (x, amp) in zip(ready, shapes)]
+        return [self._waiting(b.ready_at(max(b.emitted_at, b.sample + post)), x, amp)
+                for b, (x, amp) in zip(ready, shapes)]
 
     def _waiting(self, beat: Beat, x: np.ndarray | None, amp: float) -> _Waiting:
         rhythm, short = self._rhythm(beat.sample)
