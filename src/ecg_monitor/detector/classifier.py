@@ -120,9 +120,14 @@ class BeatClassifier:
                          np.stack([ready[i][1].rhythm for i in usable]))
             if usable else np.zeros((0, len(AAMI_CLASSES)), np.float32)
         )
-        out = [b.labelled(UNCLASSIFIED, None, f.short_history) for b, f in ready]
-        for i, best, p in zip(usable, probs.argmax(axis=1).tolist(), probs.tolist()):
-            out[i] = out[i].labelled(AAMI_CLASSES[best], tuple(p), out[i].short_history)
+        labels = iter(zip(probs.argmax(axis=1).tolist(), probs.tolist()))  # of the usable beats, in order
+        out = []
+        for b, f in ready:
+            if f.usable:
+                best, p = next(labels)
+                out.append(b.labelled(AAMI_CLASSES[best], tuple(p), f.short_history))
+            else:
+                out.append(b.labelled(UNCLASSIFIED, None, f.short_history))
         return out
 
 

@@ -253,16 +253,14 @@ class PanTompkinsDetector:
                 self._close_block(t)
 
     def _timer(self) -> tuple[int, int] | None:
-        """Earliest of the timers an offered peak does not move, as (time, kind): 2 search-back,
+        """Earliest of the timers a held peak does not move, as (time, kind): 2 search-back,
         3 end of learning, 4 block end (the lower kind first at equal times)."""
-        best = None
-        for kind, t in (
-            (2, self._search_deadline()),
-            (3, self._learn_until if not self._learnt else None),
-            (4, self._blocks[0].stop if self._blocks else None),
-        ):
-            if t is not None and (best is None or t < best[0]):
-                best = (t, kind)
+        t = self._search_deadline()
+        best = None if t is None else (t, 2)
+        if not self._learnt and (best is None or self._learn_until < best[0]):
+            best = (self._learn_until, 3)
+        if self._blocks and (best is None or self._blocks[0].stop < best[0]):
+            best = (self._blocks[0].stop, 4)
         return best
 
     def _close_block(self, t: int) -> None:
