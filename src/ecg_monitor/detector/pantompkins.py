@@ -332,20 +332,20 @@ class PanTompkinsDetector:
     def _describe_alike(self, peaks: list[_Peak], q0: int, d0: int, v0: int, b0: int, a1: int) -> None:
         idx = np.array([p.index for p in peaks])
         q = self._qrs_buf.rows(idx + q0, 1 - q0)
-        filtered = np.maximum(q.max(axis=1), -q.min(axis=1))  # max |q| without an abs array
+        filtered = np.maximum(q.max(axis=1), -q.min(axis=1)).tolist()  # max |q| without an abs array
         d = self._der_buf.rows(idx + d0, 1 - d0)
-        up, down = d.argmax(axis=1), d.argmin(axis=1)
-        rows = np.arange(len(peaks))
-        rise, fall = d[rows, up], -d[rows, down]
-        ratio = self.cfg.bls_ratio
-        shift = ~((rise > ratio * fall) & (fall > ratio * rise) & (np.abs(up - down) < self._bls_pair))
-        shift |= ~self.valid.rows(idx + v0, 1 - v0).all(axis=1)  # a gap edge is not a QRS
-        if b0 < -self._level_before[1] and a1 > 0:  # a baseline step is not a QRS either
+        up, down = d.argmax(axis=1).tolist(), d.argmin(axis=1).tolist()
+        rise, fall = d.max(axis=1).tolist(), (-d.min(axis=1)).tolist()  # the values at up and down
+        valid = self.valid.rows(idx + v0, 1 - v0).all(axis=1).tolist()  # a gap edge is not a QRS
+        steps = [0.0] * len(peaks)
+        if b0 < -self._level_before[1] and a1 > 0:  # nor is a baseline step
             raw = self._raw.rows(idx + b0, a1 - b0)
             before, after = row_medians(raw[:, : -b0 - self._level_before[1]]), row_medians(raw[:, -b0:])
-            shift |= np.abs(after - before) > self.cfg.step_mv
-        for p, f, r, fa, sh in zip(peaks, filtered.tolist(), rise.tolist(), fall.tolist(), shift.tolist()):
-            p.filtered, p.slope, p.is_shift = f, max(r, fa), sh
+            steps = np.abs(after - before).tolist()
+        ratio, pair, step = self.cfg.bls_ratio, self._bls_pair, self.cfg.step_mv
+        for p, f, u, dn, r, fa, v, st in zip(peaks, filtered, up, down, rise, fall, valid, steps):
+            p.filtered, p.slope = f, max(r, fa)
+            p.is_shift = not (r > ratio * fa and fa > ratio * r and abs(u - dn) < pair) or not v or st > step
 
     def _r_mark(self, peak: _Peak) -> int:
         lo = max(peak.index - self._r_search[0], self.display.start)
