@@ -330,6 +330,7 @@ class PanTompkinsDetector:
                 min(i + self._level_after, self.n) - i)
 
     def _describe_alike(self, peaks: list[_Peak], q0: int, d0: int, v0: int, b0: int, a1: int) -> None:
+        """:meth:`_describe` for peaks whose windows start (end) at the same offsets from them."""
         idx = np.array([p.index for p in peaks])
         q = self._qrs_buf.rows(idx + q0, 1 - q0)
         filtered = np.maximum(q.max(axis=1), -q.min(axis=1)).tolist()  # max |q| without an abs array
