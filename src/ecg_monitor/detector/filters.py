@@ -77,8 +77,9 @@ class GapHold:
     def __init__(self) -> None:
         self._value = 0.0
 
-    def fill(self, x: np.ndarray) -> np.ndarray:
-        valid = np.isfinite(x)
+    def fill(self, x: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """``x`` with its gaps held; ``valid``: ``np.isfinite(x)``, when the caller has it."""
+        valid = np.isfinite(x) if valid is None else valid
         if valid.all():
             if x.size:
                 self._value = float(x[-1])

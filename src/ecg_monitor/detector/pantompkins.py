@@ -169,7 +169,7 @@ class PanTompkinsDetector:
         self.last_quality = []
         self.readability.new_update()
         valid = np.isfinite(raw)
-        x = self._hold.fill(raw)
+        x = self._hold.fill(raw, valid)
         shown = self._display.update(x)  # IIR filters and block verdicts: the same for any split
         q = self._qrs.update(x)
         self._blocks.extend(self.quality.update(raw, q))
