@@ -1,15 +1,16 @@
 """Causal IIR/FIR filters whose state carries across chunks.
 
-Every stage is a scipy ``sosfilt``/``lfilter`` computation with explicit state, so filtering a
-record in chunks of any size gives the same numbers as filtering it in one shot: the beats found
-downstream then do not depend on how the samples were packed.
+Every stage keeps its state between chunks and computes each output sample the same way
+whatever the chunking (the IIR stages sample by sample with scipy's ``sosfilt`` kernel, the FIR
+stages as one full dot product per output), so a record filtered in chunks of any size gives the
+same numbers, to the last bit, as in one shot: the beats found downstream then do not depend on
+how the samples were packed.
 
 Live chunks are small (18 samples, 50 ms), and there the public calls cost far more than the
 filtering: ``sosfilt`` spends about 50 us per call checking and reshaping its arguments around a
 3 us kernel, ``lfilter`` with an FIR kernel about 30 us around one ``np.convolve``. A fleet worker
-makes four such calls per chunk per patient, so the streaming classes call what those functions
-call (scipy's compiled second-order-sections kernel; ``np.convolve`` as ``lfilter`` does for an
-FIR kernel) on arguments they keep in the right shape: the same operations, the same numbers.
+makes four such calls per chunk per patient, so the streaming classes call scipy's compiled
+second-order-sections kernel and ``np.convolve`` directly, on arguments they keep in the right shape.
 """
 
 from __future__ import annotations
@@ -95,24 +96,26 @@ class GapHold:
 
 
 class StreamingFIR:
-    """``lfilter`` with an FIR kernel and state kept between chunks (zero initial history).
+    """An FIR filter (``lfilter`` with ``a = [1]``, zero initial history) whose output does not
+    depend on how the input is split, to the last bit.
 
-    Computed as ``lfilter`` computes it for ``a = [1]``: the full convolution, the carried state
-    added to its head, the first ``len(chunk)`` values out and the rest carried on.
+    ``lfilter`` carries partial sums across calls, so the same sample sums in another order at
+    another split, and a threshold met by 1e-14 flips. Here every output is one full-length dot
+    product over the input samples it needs (the last ``len(taps) - 1`` kept from earlier calls),
+    computed the same way whatever the chunking.
     """
 
     def __init__(self, taps: np.ndarray) -> None:
         self.taps = np.asarray(taps, dtype=np.float64)
-        self._zi = np.zeros(len(self.taps) - 1)
+        self._history = np.zeros(len(self.taps) - 1)
 
     def update(self, chunk: np.ndarray) -> np.ndarray:
         x = np.asarray(chunk, dtype=np.float64)
         if x.size == 0:
             return x.copy()
-        full = np.convolve(self.taps, x)
-        full[: self._zi.size] += self._zi
-        self._zi = full[x.size :]
-        return full[: x.size]
+        span = np.concatenate([self._history, x])
+        self._history = span[x.size :]
+        return np.convolve(span, self.taps, "valid")
 
 
 def derivative_taps(fs: float) -> np.ndarray:

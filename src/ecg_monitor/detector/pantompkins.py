@@ -170,12 +170,14 @@ class PanTompkinsDetector:
         self.readability.new_update()
         valid = np.isfinite(raw)
         x = self._hold.fill(raw, valid)
-        shown = self._display.update(x)  # IIR filters and block verdicts: the same for any split
+        shown = self._display.update(x)  # filters and block verdicts: the same for any split
         q = self._qrs.update(x)
+        d = self._deriv.update(q)
+        m = self._integ.update(d * d)
         self._blocks.extend(self.quality.update(raw, q))
         for i in range(0, x.size, self._block):
             b = slice(i, i + self._block)
-            self._update_block(x[b], valid[b], shown[b], q[b])
+            self._update_block(x[b], valid[b], shown[b], q[b], d[b], m[b])
         self.last_display = shown if valid.all() else np.where(valid, shown, np.nan)  # show a gap as a gap
         out, self._out = self._out, []
         return out
@@ -191,13 +193,12 @@ class PanTompkinsDetector:
         out, self._out = self._out, []
         return out
 
-    def _update_block(self, x: np.ndarray, valid: np.ndarray, shown: np.ndarray, q: np.ndarray) -> None:
+    def _update_block(self, x: np.ndarray, valid: np.ndarray, shown: np.ndarray, q: np.ndarray,
+                      d: np.ndarray, m: np.ndarray) -> None:
         """Take one block (at most a quarter of the history, so look-backs stay inside it): input
-        with gaps held, its validity, display and QRS bands; then decide what it completes. The
-        FIR stages run per block, as the sums they carry across calls depend on the split."""
+        with gaps held, its validity, display and QRS bands, derivative and integrator; then
+        decide what it completes."""
         n0 = self.n
-        d = self._deriv.update(q)
-        m = self._integ.update(d * d)
         self.display.extend(shown)
         self._qrs_buf.extend(q)
         self._der_buf.extend(d)
@@ -218,7 +219,11 @@ class PanTompkinsDetector:
         """The held peaks whose refractory period is over by the newest sample, in order, from
         the new integrator peaks ``(index, value)``: a peak is held for the refractory period and
         a larger one inside it takes its place (one QRS per 200 ms). Nothing else moves a held
-        peak, so this needs no timers; the one still held waits for the next samples."""
+        peak, so this needs no timers; the one still held waits for the next samples.
+
+        A peak on the last sample of its refractory period is known one sample later (a peak needs
+        its next sample), so a held peak is decided at :meth:`_decided_at`, not earlier: else how
+        the samples were chunked would decide whether such a peak replaces it."""
         out, held, refractory = [], self._held, self._refractory
         for i, v in peaks:
             if held is not None and held.index + refractory <= i:  # over before this peak is offered
@@ -226,7 +231,7 @@ class PanTompkinsDetector:
                 held = None
             if held is None or v > held.mwi:
                 held = _Peak(i, v)
-        if held is not None and held.index + refractory <= self.n:
+        if held is not None and self._decided_at(held) <= self.n:
             out.append(held)
             held = None
         self._held = held
@@ -238,8 +243,8 @@ class PanTompkinsDetector:
         k = 0
         while True:
             timer = self._timer()
-            if k < len(decided) and (timer is None or decided[k].index + self._refractory <= timer[0]):
-                self._decide(decided[k], decided[k].index + self._refractory)
+            if k < len(decided) and (timer is None or self._decided_at(decided[k]) <= timer[0]):
+                self._decide(decided[k], self._decided_at(decided[k]))
                 k += 1
                 continue
             if timer is None or timer[0] > self.n:
@@ -251,6 +256,11 @@ class PanTompkinsDetector:
                 self._finish_learning(t)
             else:
                 self._close_block(t)
+
+    def _decided_at(self, peak: _Peak) -> int:
+        """When a held peak is decided: its refractory period over, and the sample after it in
+        (the one that shows whether its last sample was a larger peak)."""
+        return peak.index + self._refractory + 1
 
     def _timer(self) -> tuple[int, int] | None:
         """Earliest of the timers a held peak does not move, as (time, kind): 2 search-back,
