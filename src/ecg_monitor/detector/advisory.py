@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_monitor.detector.quality import BlockQuality, _unit_rows, fast_median
+from ecg_monitor.detector.quality import BlockQuality, fast_median, unit_rows
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -66,7 +66,7 @@ class NoiseAdvisory:
         if sample - lo - lag < display.start or sample + hi + lag > display.end:
             return  # not held (cannot happen: beats come before their window leaves the buffer)
         wide = display.get(sample - lo - lag, sample + hi + lag)
-        shifts = _unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi))  # (shift, sample)
+        shifts = unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi))  # (shift, sample)
         if shifts is None:  # a gap or a flat line: no shape to compare
             return
         keep = [i for i, (r, _) in enumerate(self._beats) if r > sample - self._partners]

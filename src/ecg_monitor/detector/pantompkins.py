@@ -152,6 +152,7 @@ class PanTompkinsDetector:
         self._learnt = False
         self._spki = self._npki = self._spkf = self._npkf = 0.0
         self._last_qrs: int | None = None
+        self._accepted_t = 0  # when the last QRS was accepted (a search-back takes an older peak)
         self._last_slope = 0.0
         self._rr1: deque[int] = deque(maxlen=8)
         self._rr2: deque[int] = deque(maxlen=8)
@@ -381,7 +382,10 @@ class PanTompkinsDetector:
         deadline = self._last_qrs + int(self.cfg.rr_missed_ratio * self._rr2_mean)
         if self._next_search is not None and self._next_search > deadline:
             return self._next_search
-        return deadline
+        # A QRS taken back by a search-back (or after learning) is older than the time it was
+        # taken: a deadline before that time is due then, not in the past, where the verdicts
+        # and the beat's time would depend on how far back this update's history reaches.
+        return max(deadline, self._accepted_t)
 
     # ------------------------------------------------------------------ decisions
     def _finish_learning(self, t: int) -> None:
@@ -445,7 +449,7 @@ class PanTompkinsDetector:
         self._spkf = w * peak.filtered + (1 - w) * self._spkf
         if self._last_qrs is not None:
             self._add_rr(peak.index - self._last_qrs)
-        self._last_qrs = peak.index
+        self._last_qrs, self._accepted_t = peak.index, t
         self._last_slope = peak.slope
         self._next_search = None
         self._candidates = deque(p for p in self._candidates if p.index > peak.index + self._refractory)

@@ -253,7 +253,7 @@ class QualityJudge:
         return bool(np.max(r / np.maximum(norm, 1e-12)) > self.cfg.rhythm_corr)
 
 
-def _unit_rows(x: np.ndarray) -> np.ndarray | None:
+def unit_rows(x: np.ndarray) -> np.ndarray | None:
     """Rows (last axis) with their mean removed and scaled to unit norm; None when one is not
     finite or flat (no shape to compare)."""
     x = x - x.mean(axis=-1, keepdims=True)
@@ -269,7 +269,7 @@ def beat_shapes(display: RingBuffer, r_samples: list[int], window: tuple[int, in
     lo, hi = window
     if not r_samples or r_samples[0] - lo < display.start or r_samples[-1] + hi > display.end:
         return None
-    return _unit_rows(np.array([display.get(r - lo, r + hi) for r in r_samples]))
+    return unit_rows(np.array([display.get(r - lo, r + hi) for r in r_samples]))
 
 
 def best_partners(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
@@ -280,7 +280,7 @@ def best_partners(display: RingBuffer, r_samples: list[int], window: tuple[int, 
     if len(r_samples) < 2 or r_samples[0] - lo - lag < display.start or r_samples[-1] + hi + lag > display.end:
         return None
     wide = np.array([display.get(r - lo - lag, r + hi + lag) for r in r_samples])
-    shifted = _unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))  # (beat, shift, sample)
+    shifted = unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))  # (beat, shift, sample)
     if shifted is None:
         return None
     corr = np.einsum("iw,jlw->ijl", shifted[:, lag], shifted).max(axis=2)
