@@ -8,8 +8,8 @@ oldest, in the original order (the broker drops repeats of what it had stored, b
 so a patient's chunks reach it in order. Only when a patient's outbox is full (the broker away
 longer than it holds) is a new chunk dropped, and then it is counted for that patient; the
 oldest are kept, so the worker sees one gap of exactly the dropped chunks, which the source
-counts (it is told). A patient's
-source-state messages are not bounded: a newer one replaces one not yet sent.
+counts too. A patient's source-state messages are not bounded: a newer one replaces one not yet
+sent.
 No I/O here: :class:`ecg_monitor.transport.nats.NatsChunkSender` sends and feeds acks in.
 """
 
