@@ -147,3 +147,11 @@ def test_a_refused_message_the_broker_hands_out_again_is_counted_once(tmp_path):
         link.close()
     assert (worker.counters.malformed, worker.counters.unknown_patient) == (1, 1)
     assert acks.count("malformed") == acks.count("unknown") == 3
+
+
+def test_zmq_sender_says_closed_once_closed(tmp_path):
+    """The fleet's last console line reads the sender's state after closing it."""
+    sender = ZmqChunkSender(f"ipc://{tmp_path}/chunks")
+    assert sender.state() == "connected"
+    sender.close()
+    assert sender.state() == "closed"

@@ -67,6 +67,10 @@ class ZmqChunkSender(ChunkSender):
                 continue
         return False
 
+    def state(self) -> str:
+        """ZeroMQ connects in the background and says nothing of a peer: ``connected`` until closed."""
+        return "closed" if self.sock.closed else "connected"
+
     def close(self) -> None:
         self.sock.close(linger=0 if self.stop else None)
         self.ctx.term()
