@@ -154,10 +154,12 @@ def test_sweep_repainted_in_slices_looks_like_a_full_repaint(qtbot, station):
 
 def test_summary_shows_links_lag_per_partition_and_gaps(station):
     """What a broker outage or a worker falling behind looks like on the station: the workers'
-    transport state and lag per partition from their status, and the gaps they counted."""
-    def status(patient: str, transport: str, lag: dict, gaps: int):
+    transport state and lag per partition from their status, the gaps they counted, and the
+    chunks the sources could not send."""
+    def status(patient: str, transport: str, lag: dict, gaps: int, unsent: int = 0):
         return decode(encode("status", {"source": f"sim-{patient}", "worker": "w", "incarnation": 0,
                                         "source_state": "connected", "samples": 3600,
+                                        "source_counters": {"chunks": 200, "unsent": unsent},
                                         "continuity": {"chunks": 200, "gaps": gaps}, "latency_ms": {},
                                         "fleet": {"transport": transport, "lag": lag}, "patient": patient}))
 
@@ -181,3 +183,6 @@ def test_summary_shows_links_lag_per_partition_and_gaps(station):
     assert "2 patients" in text and "station reconnecting" in text
     assert "workers connected/reconnecting" in text
     assert "lag part-0 120 part-1 3 part-2 0" in text and "gaps 3" in text
+    assert "unsent" not in text  # said only when a source could not send
+    station.apply(status("bed02", "connected", {"part-1": 3}, 1, unsent=7))
+    assert "unsent at sources 7" in station.summary_text()

@@ -145,6 +145,12 @@ class Ward:
         """Gaps in the patients' chunk streams, as their workers counted them."""
         return sum((p.status.get("continuity") or {}).get("gaps", 0) for p in self.patients.values())
 
+    def unsent(self) -> int:
+        """Chunks the patients' sources made but could not hand to the broker (a fleet's outbox
+        full while the broker was away), as the sources counted them: losses a worker cannot
+        see when they come before the first chunk it received."""
+        return sum((p.status.get("source_counters") or {}).get("unsent", 0) for p in self.patients.values())
+
     def acknowledge(self, patient_id: str) -> int:
         """Acknowledge every shown alarm of one patient; how many changed."""
         patient = self.patients.get(patient_id)

@@ -186,7 +186,8 @@ class StationView(QtWidgets.QMainWindow):
 
     def summary_text(self) -> str:
         """Patients, alarms shown, and the links: this view's, the workers' (with their lag per
-        partition) and the gaps the workers counted, so a broker outage is seen, not hidden."""
+        partition), the gaps the workers counted and the chunks sources could not send, so a
+        broker outage is seen, not hidden."""
         link = self.subscriber.state() if self.subscriber is not None else "no link"
         workers, lag = self.ward.links()
         parts = [f"{len(self.tiles)} patients", f"{self._shown} alarms shown", f"station {link}"]
@@ -195,6 +196,8 @@ class StationView(QtWidgets.QMainWindow):
         if lag:
             parts.append("lag " + " ".join(f"{k} {v}" for k, v in sorted(lag.items())))
         parts.append(f"gaps {self.ward.gaps()}")
+        if unsent := self.ward.unsent():
+            parts.append(f"unsent at sources {unsent}")
         return "   ·   ".join(parts) + "   ·   click a bed for its full view"
 
     def paints(self) -> int:
