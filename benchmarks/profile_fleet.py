@@ -22,7 +22,8 @@ import time
 
 import zmq
 
-from ecg_monitor import PIPELINE_FS, runtime
+from ecg_monitor import PIPELINE_FS
+from ecg_monitor.app import runtime
 from ecg_monitor.fleet.cli import fleet_sources
 from ecg_monitor.fleet.publisher import FleetPublisher
 from ecg_monitor.replay.splits import ALL_RECORDS
