@@ -35,6 +35,7 @@ from ecg_monitor.fleet.publisher import FleetPublisher
 from ecg_monitor.replay.splits import ALL_RECORDS
 from ecg_monitor.streamer.messages import decode
 from ecg_monitor.transport.base import ChunkSender
+from ecg_monitor.workers.cli import home_partitions
 
 CHUNK = 18
 WARMUP_S = 5.0
@@ -208,7 +209,7 @@ def run_nats(args: argparse.Namespace) -> None:
     from ecg_monitor.transport.server import LocalNatsServer
     statuses: dict[str, dict] = {}
     with LocalNatsServer() as srv:
-        homes = [",".join(str(k) for k in range(partitions) if k % workers == w) for w in range(workers)]
+        homes = home_partitions(partitions, workers)
         procs = [subprocess.Popen([sys.executable, "-m", "ecg_monitor.workers.cli", "--transport", "nats",
                                    "--nats-url", srv.url, "--partitions", str(partitions), "--home", h],
                                   stdout=subprocess.PIPE, text=True) for h in homes]

@@ -20,7 +20,7 @@ from ecg_monitor.app import runtime
 from ecg_monitor.outputs.alarm_log import COLUMNS, AlarmCsv, alarm_row
 from ecg_monitor.streamer.messages import MessageError, decode
 from ecg_monitor.transport.natsclient import EVENTS, NatsClient, NatsUnavailable, to_frames
-from ecg_monitor.workers.cli import DEFAULT_PARTITIONS
+from ecg_monitor.workers.cli import DEFAULT_NATS_URL, DEFAULT_PARTITIONS
 
 FLEET_COLUMNS = ("patient", *COLUMNS)
 DURABLE = "alarm-log"
@@ -73,7 +73,7 @@ async def follow(client: NatsClient, log: AlarmCsv, stop: runtime.StopFlag) -> N
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ecg-monitor-alarm-log", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", metavar="URL")
+    parser.add_argument("--nats-url", default=DEFAULT_NATS_URL, metavar="URL")
     parser.add_argument("--csv", type=Path, default=Path("ecg-monitor-fleet-alarms.csv"))
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS)
     args = parser.parse_args(argv)

@@ -28,10 +28,9 @@ from ecg_monitor.gui.app import exec_watched, lower_priority, quiet_qt_messages
 from ecg_monitor.gui.system_libs import display_problem
 from ecg_monitor.station import launch
 from ecg_monitor.transport.base import EventReader
-from ecg_monitor.workers.cli import add_transport_arguments
+from ecg_monitor.workers.cli import DEFAULT_NATS_URL, add_transport_arguments
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
 
 def open_reader(args: argparse.Namespace, endpoints: list[str]) -> EventReader:

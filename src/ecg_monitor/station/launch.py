@@ -23,6 +23,7 @@ from pathlib import Path
 from ecg_monitor.app import runtime
 from ecg_monitor.replay.records import resolve_data_dir
 from ecg_monitor.transport.server import LocalNatsServer, free_port
+from ecg_monitor.workers.cli import home_partitions
 
 STAGGER_S = 13.0  # synthetic beds start this far apart in the 222 s synthetic scenario: a mix of rhythms
 DEMO_RECORDS = ("100", "119", "203", "208", "213", "221", "106", "200")  # normal, bigeminy, VT, PVCs...
@@ -99,8 +100,7 @@ def start_nats_ward(ward: Ward, n: int, stack: ExitStack, partitions: int, worke
     out as home partitions (each hot standby for the rest), the alarm log and the fleet."""
     common = ["--nats-url", ward.url, "--partitions", str(partitions)]
     children = Children(stack)  # stopped before the server, which was started first
-    for w in range(workers):
-        home = ",".join(str(k) for k in range(w, partitions, workers))
+    for home in home_partitions(partitions, workers):
         pid = children.start("ecg_monitor.workers.cli", ["--transport", "nats", *common, "--home", home])
         ward.pids.setdefault("workers", []).append(pid)
     csv = alarms_csv or Path("ecg-monitor-ward-alarms.csv")

@@ -17,12 +17,18 @@ from ecg_monitor.transport.base import WorkerLink
 from ecg_monitor.workers.fleet import FleetWorker
 
 DEFAULT_PARTITIONS = 8
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+
+def home_partitions(partitions: int, workers: int) -> list[str]:
+    """``--home`` for each of ``workers`` workers: the partitions dealt out in turn."""
+    return [",".join(str(k) for k in range(w, partitions, workers)) for w in range(workers)]
 
 
 def add_transport_arguments(parser: argparse.ArgumentParser) -> None:
     """``--transport`` and its options, shared by workers and fleet sources."""
     parser.add_argument("--transport", choices=("zmq", "nats"), default="zmq")
-    parser.add_argument("--nats-url", default="nats://127.0.0.1:4222", metavar="URL")
+    parser.add_argument("--nats-url", default=DEFAULT_NATS_URL, metavar="URL")
     parser.add_argument("--partitions", type=int, default=DEFAULT_PARTITIONS, help="NATS partitions (default 8)")
 
 
