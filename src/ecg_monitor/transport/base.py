@@ -63,7 +63,8 @@ class WorkerLink(ABC):
 
     @abstractmethod
     def receive(self, timeout_s: float) -> list[Delivery]:
-        """The messages that arrived within ``timeout_s`` (a bounded burst; may be empty)."""
+        """The messages that arrived within ``timeout_s``: every one waiting, up to :attr:`max_round`
+        (may be empty)."""
 
     @abstractmethod
     def publish(self, patient: str | None, kind: str, frames: list[bytes], msg_id: str | None = None) -> None:

@@ -11,7 +11,6 @@ from ecg_monitor.transport.base import ChunkSender, Delivery, WorkerLink
 
 PULL_HWM = 2000
 PUB_HWM = 20000  # messages queued per subscriber before it starts losing them
-BURST = 100  # messages taken per receive, so status stays on time
 
 
 class ZmqWorkerLink(WorkerLink):
@@ -29,7 +28,7 @@ class ZmqWorkerLink(WorkerLink):
         if not self.pull.poll(max(timeout_s, 0.0) * 1000):
             return []
         out = []
-        for _ in range(BURST):
+        for _ in range(self.max_round):
             try:
                 out.append(Delivery(self.pull.recv_multipart(zmq.NOBLOCK)))
             except zmq.Again:

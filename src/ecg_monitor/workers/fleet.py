@@ -211,10 +211,8 @@ class FleetWorker:
             ready.set()
         next_status = time.monotonic()
         while not self.stop:
-            batch = self.link.receive(max(0.0, next_status - time.monotonic()))
-            while batch and len(batch) < self.link.max_round and (more := self.link.receive(0.0)):
-                batch += more  # everything waiting: a backlog is taken in few pipeline updates
-            self.handle_all(batch)
+            # everything waiting: a backlog is taken in few pipeline updates
+            self.handle_all(self.link.receive(max(0.0, next_status - time.monotonic())))
             if time.monotonic() >= next_status:
                 self.publish_status()
                 next_status = time.monotonic() + self.status_every_s
