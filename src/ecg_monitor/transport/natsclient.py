@@ -83,7 +83,6 @@ class NatsClient:
 
     def __init__(self, url: str, partitions: int) -> None:
         self.url, self.partitions = url, partitions
-        self.reconnects = 0  # times the connection came back
         self.down_since: float | None = None  # time.monotonic() the connection was lost
         self.closing = False
         self.loop = asyncio.new_event_loop()
@@ -135,7 +134,6 @@ class NatsClient:
                   f"{RECONNECT_MAX_S:g} s), keeping what is to be sent", file=sys.stderr, flush=True)
 
     async def _reconnected(self) -> None:
-        self.reconnects += 1
         self.nc.options["reconnect_time_wait"] = RECONNECT_WAIT_S
         away = time.monotonic() - self.down_since if self.down_since is not None else 0.0
         self.down_since = None
