@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ecg_monitor.detector.quality import BlockQuality, fast_median, unit_rows
+from ecg_monitor.detector.quality import BlockQuality, fast_median, shifted_shapes, short_median
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
@@ -62,13 +62,11 @@ class NoiseAdvisory:
         """A beat (R mark ``sample``, known at ``decided``): how unlike are the beats of the last
         ``partners_s``? Each is compared with the others once, when the later one comes (its
         windows at every shift, from ``display``), so a beat costs one row, not the whole table."""
-        (lo, hi), lag = self._window, self._lag
-        if sample - lo - lag < display.start or sample + hi + lag > display.end:
-            return  # not held (cannot happen: beats come before their window leaves the buffer)
-        wide = display.get(sample - lo - lag, sample + hi + lag)
-        shifts = unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi))  # (shift, sample)
-        if shifts is None:  # a gap or a flat line: no shape to compare
+        lag = self._lag
+        shifted = shifted_shapes(display, [sample], self._window, lag)
+        if shifted is None:  # a gap or a flat line (or not held, which cannot happen): no shape
             return
+        shifts = shifted[0]  # (shift, sample)
         keep = [i for i, (r, _) in enumerate(self._beats) if r > sample - self._partners]
         self._beats = [self._beats[i] for i in keep] + [(sample, shifts)]
         corr = np.full((len(self._beats),) * 2, -1.0)
@@ -86,9 +84,9 @@ class NoiseAdvisory:
         self._ratios.append(q.noise_ratio)
         while self._unlike and self._unlike[0][0] <= t - self._span:
             self._unlike.popleft()
-        self.ratio = fast_median(np.fromiter(self._ratios, float))
+        self.ratio = short_median(self._ratios)
         enough = len(self._unlike) >= self.cfg.min_beats
-        self.unlike = fast_median(np.fromiter((u for _, u in self._unlike), float)) if enough else 0.0
+        self.unlike = short_median(u for _, u in self._unlike) if enough else 0.0
         both = self.ratio > self.cfg.ratio and self.unlike > self.cfg.unlike
         self._run = self._run + 1 if both else 0
         return self._run >= self.cfg.sustain

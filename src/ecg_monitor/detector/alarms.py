@@ -25,23 +25,28 @@ import numpy as np
 from ecg_monitor.detector.advisory import NoiseAdvisory
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
-from ecg_monitor.detector.quality import BlockQuality, beat_shapes, best_partners
+from ecg_monitor.detector.quality import (
+    BEAT_LAG_S,
+    BEAT_WINDOW_S,
+    QUALITY_BLOCK_S,
+    BlockQuality,
+    partner_correlations,
+    shifted_shapes,
+)
 from ecg_monitor.detector.ringbuffer import RingBuffer
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.detector.vf import VFConfig, VFDetector
 
-TICK_S = 0.5
+TICK_S = QUALITY_BLOCK_S  # the pipeline's block verdicts are found by the tick that ends with them
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
-#: A VT run's beats (display band, this window around R) must correlate with their median beat,
-#: each one closely with another (shifted by up to VT_LAG_S: R marks of wide beats fall on R or
+#: A VT run's beats (their shapes: quality.BEAT_WINDOW_S) must correlate with their median beat,
+#: each one closely with another (shifted by up to BEAT_LAG_S: R marks of wide beats fall on R or
 #: S; not necessarily the next: 223's VT alternates two shapes), and come regularly (longest RR
 #: at most VT_RR_SPREAD times the shortest): beats that noise distorts into "V" are not.
-VT_WINDOW_S = (0.08, 0.12)
 VT_MIN_CORRELATION = 0.7
 VT_ALIKE = 0.9
-VT_LAG_S = 0.1
 VT_RR_SPREAD = 1.8
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
@@ -77,8 +82,8 @@ class AlarmEngine:
         self._verdicts: dict[int, BlockQuality] = {}  # the pipeline's, by block end, until their tick
         self._tick = int(round(TICK_S * fs))
         self._next_tick = self._tick
-        self._beat_window = (int(round(VT_WINDOW_S[0] * fs)), int(round(VT_WINDOW_S[1] * fs)))
-        self._lag = int(round(VT_LAG_S * fs))
+        self._beat_window = (int(round(BEAT_WINDOW_S[0] * fs)), int(round(BEAT_WINDOW_S[1] * fs)))
+        self._lag = int(round(BEAT_LAG_S * fs))
         self.advisory = NoiseAdvisory(fs, self._tick, self._beat_window, self._lag)
         cap = self.vf.window + 4 * self._tick  # also a VT run's beats when its last is labelled
         self._display = RingBuffer(cap)
@@ -177,14 +182,16 @@ class AlarmEngine:
         rr = np.diff(r_samples)
         if rr.max() > VT_RR_SPREAD * rr.min():
             return False
-        shapes = beat_shapes(self._display, r_samples, (lo, hi))
-        template = np.median(shapes, axis=0) if shapes is not None else None
-        if template is None or not np.linalg.norm(template) > 0:
+        shifted = shifted_shapes(self._display, r_samples, (lo, hi), lag)
+        if shifted is None:  # held, so a gap or a flat line: no shape
+            return False
+        shapes = shifted[:, lag]
+        template = np.median(shapes, axis=0)
+        if not np.linalg.norm(template) > 0:
             return False
         if float(np.median(shapes @ template)) / float(np.linalg.norm(template)) < VT_MIN_CORRELATION:
             return False
-        best = best_partners(self._display, r_samples, (lo, hi), lag)
-        return best is not None and float(best.min()) >= VT_ALIKE
+        return len(r_samples) >= 2 and float(partner_correlations(shifted, lag).min()) >= VT_ALIKE
 
     def _set(self, alarm: str, condition: bool, t: int, hr: float | None, detail: str) -> None:
         self.book.set(alarm, self._debounce[alarm].update(condition), t, hr, detail)

@@ -83,7 +83,6 @@ RHYTHM_FEATURES: tuple[str, ...] = (
 #: The features the first classifier (issue #3) used; the others are added by this version.
 BASE_RHYTHM_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[:11]
 TEMPLATE_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[11:16]
-AF_CONTEXT_FEATURES: tuple[str, ...] = RHYTHM_FEATURES[16:]
 
 #: Channels of :attr:`BeatFeatures.morphology`.
 MORPHOLOGY_CHANNELS: tuple[str, ...] = ("beat", "running_median_beat")

@@ -44,6 +44,8 @@ from ecg_monitor.detector.filters import (
     integration_taps,
 )
 from ecg_monitor.detector.quality import (
+    BEAT_LAG_S,
+    BEAT_WINDOW_S,
     QUALITY_BLOCK_S,
     BlockQualityStream,
     JudgedBlock,
@@ -70,8 +72,8 @@ class DetectorConfig:
     step_mv: float = 4.0  # raw level this different before and after a peak: a baseline step
     crowd_window_s: float = 3.0  # look-back for counting peaks that clear the threshold...
     crowd_ratio: float = 1.5  # ...more than this many per expected beat (plus one) is noise
-    alike_window_s: tuple[float, float] = (0.08, 0.12)  # a beat's shape: display band around R
-    alike_lag_s: float = 0.1  # ...shifted by up to this much (the R mark of a wide beat may sit on S)
+    alike_window_s: tuple[float, float] = BEAT_WINDOW_S  # a beat's shape: display band around R...
+    alike_lag_s: float = BEAT_LAG_S  # ...shifted by up to this much (the R mark of a wide beat may sit on S)
     alike_corr: float = 0.8  # beats this alike to another of the last 3 s are a rhythm...
     alike_min_beats: int = 3  # ...when at least this many were found there...
     alike_outliers: float = 0.34  # ...and at most this share of them (rounded down) are unlike the rest

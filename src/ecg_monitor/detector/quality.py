@@ -94,9 +94,9 @@ def row_stds(x: np.ndarray) -> np.ndarray:
 
 
 def second_difference(x: np.ndarray) -> np.ndarray:
-    """``np.diff(x, 2)`` without its overhead."""
-    d = x[1:] - x[:-1]
-    return d[1:] - d[:-1]
+    """``np.diff(x, 2)`` along the last axis, without its overhead."""
+    d = x[..., 1:] - x[..., :-1]
+    return d[..., 1:] - d[..., :-1]
 
 
 def short_median(a: Iterable[float]) -> float:
@@ -119,8 +119,7 @@ def _block_stats(x: np.ndarray) -> list[tuple[float, float, int, float, float]]:
     median (the level) and median |second difference| (high-frequency noise)."""
     lo, hi = x.min(axis=1), x.max(axis=1)
     at_ends = np.count_nonzero(x == lo[:, None], axis=1) + np.count_nonzero(x == hi[:, None], axis=1)
-    d = x[:, 1:] - x[:, :-1]
-    hf = row_medians(np.abs(d[:, 1:] - d[:, :-1]))
+    hf = row_medians(np.abs(second_difference(x)))
     return list(zip(lo.tolist(), hi.tolist(), at_ends.tolist(), row_medians(x).tolist(), hf.tolist()))
 
 
@@ -263,29 +262,37 @@ def unit_rows(x: np.ndarray) -> np.ndarray | None:
     return x / norms
 
 
-def beat_shapes(display: RingBuffer, r_samples: list[int], window: tuple[int, int]) -> np.ndarray | None:
-    """The beats around ``r_samples`` (``window`` samples before/after R) as unit rows, so
-    ``shapes @ shapes.T`` are their correlations; None when one is not held, not finite or flat."""
-    lo, hi = window
-    if not r_samples or r_samples[0] - lo < display.start or r_samples[-1] + hi > display.end:
-        return None
-    return unit_rows(np.array([display.get(r - lo, r + hi) for r in r_samples]))
+#: A beat's shape, for telling a rhythm of alike beats from noise (the detector's rhythm check, the
+#: VT check, the noise advisory): the display band this long before and after R, compared at
+#: shifts of up to BEAT_LAG_S (the R mark of a wide beat may sit on its S wave).
+BEAT_WINDOW_S = (0.08, 0.12)
+BEAT_LAG_S = 0.1
 
 
-def best_partners(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
-    """For each beat around ``r_samples``, its best correlation with any other one, each pair at
-    its best shift of up to ``lag`` samples (R marks of wide beats fall on R or S, so alike beats
-    can sit that far apart); None when a beat is not held, not finite or flat."""
+def shifted_shapes(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
+    """The beats around ``r_samples`` (``window`` samples before/after R), each at every shift of
+    up to ``lag`` samples either way, as unit rows: (beat, shift, sample), unshifted at ``lag``,
+    so dot products are correlations; None when a beat is not held, not finite or flat."""
     lo, hi = window
-    if len(r_samples) < 2 or r_samples[0] - lo - lag < display.start or r_samples[-1] + hi + lag > display.end:
+    if not r_samples or r_samples[0] - lo - lag < display.start or r_samples[-1] + hi + lag > display.end:
         return None
     wide = np.array([display.get(r - lo - lag, r + hi + lag) for r in r_samples])
-    shifted = unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))  # (beat, shift, sample)
-    if shifted is None:
-        return None
+    return unit_rows(np.lib.stride_tricks.sliding_window_view(wide, lo + hi, axis=1))
+
+
+def partner_correlations(shifted: np.ndarray, lag: int) -> np.ndarray:
+    """For each beat of :func:`shifted_shapes`, its best correlation with any other one, each pair
+    at its best shift (alike beats can sit ``lag`` apart)."""
     corr = np.einsum("iw,jlw->ijl", shifted[:, lag], shifted).max(axis=2)
     np.fill_diagonal(corr, -1.0)
     return corr.max(axis=1)
+
+
+def best_partners(display: RingBuffer, r_samples: list[int], window: tuple[int, int], lag: int) -> np.ndarray | None:
+    """:func:`partner_correlations` of the beats around ``r_samples``; None when there are fewer
+    than two or one is not held, not finite or flat."""
+    shifted = shifted_shapes(display, r_samples, window, lag) if len(r_samples) >= 2 else None
+    return None if shifted is None else partner_correlations(shifted, lag)
 
 
 @dataclass(frozen=True)
