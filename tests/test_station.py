@@ -16,6 +16,7 @@ from ecg_monitor.gui.colors import PANEL, PRIORITY_STYLES
 from ecg_monitor.gui.subscriber import Subscriber
 from ecg_monitor.station.window import StationView
 from ecg_monitor.streamer.messages import decode, encode
+from ecg_monitor.transport.base import EventReader
 from ecg_monitor.transport.zeromq import ZmqChunkSender
 from fleet_helpers import chunk_messages, ended_message, patient_signal
 
@@ -154,8 +155,8 @@ def test_sweep_repainted_in_slices_looks_like_a_full_repaint(qtbot, station):
 
 def test_summary_shows_links_lag_per_partition_and_gaps(station):
     """What a broker outage or a worker falling behind looks like on the station: the workers'
-    transport state and lag per partition from their status, the gaps they counted, and the
-    chunks the sources could not send."""
+    transport state and lag per partition from their status, the gaps they counted, the chunks
+    the sources could not send, and the messages the station's own reader lost falling behind."""
     def status(patient: str, transport: str, lag: dict, gaps: int, unsent: int = 0):
         return decode(encode("status", {"source": f"sim-{patient}", "worker": "w", "incarnation": 0,
                                         "source_state": "connected", "samples": 3600,
@@ -163,12 +164,9 @@ def test_summary_shows_links_lag_per_partition_and_gaps(station):
                                         "continuity": {"chunks": 200, "gaps": gaps}, "latency_ms": {},
                                         "fleet": {"transport": transport, "lag": lag}, "patient": patient}))
 
-    class Link:  # the station's own reader, as a NATS reader says it while the server is away
+    class Link(EventReader):  # the station's own reader, as a NATS reader says it while the server is away
         def next_frames(self):
             return None
-
-        def drain(self, handle, budget_s):
-            return 0
 
         def state(self):
             return "reconnecting"
@@ -176,13 +174,16 @@ def test_summary_shows_links_lag_per_partition_and_gaps(station):
         def close(self):
             pass
 
-    station.attach(Link())
+    link = Link()
+    station.attach(link)
     station.apply(status("bed01", "reconnecting", {"part-0": 120, "part-2": 0}, 2))
     station.apply(status("bed02", "connected", {"part-1": 3}, 1))
     text = station.summary_text()
     assert "2 patients" in text and "station reconnecting" in text
     assert "workers connected/reconnecting" in text
     assert "lag part-0 120 part-1 3 part-2 0" in text and "gaps 3" in text
-    assert "unsent" not in text  # said only when a source could not send
+    assert "unsent" not in text and "dropped" not in text  # said only when something was lost
     station.apply(status("bed02", "connected", {"part-1": 3}, 1, unsent=7))
     assert "unsent at sources 7" in station.summary_text()
+    link.dropped = 42  # as a NatsEventReader counts what its full queue lost
+    assert "station dropped 42" in station.summary_text()

@@ -185,12 +185,14 @@ class StationView(QtWidgets.QMainWindow):
             self.summary.setText(self.summary_text())
 
     def summary_text(self) -> str:
-        """Patients, alarms shown, and the links: this view's, the workers' (with their lag per
-        partition), the gaps the workers counted and the chunks sources could not send, so a
-        broker outage is seen, not hidden."""
+        """Patients, alarms shown, and the links: this view's (with the messages it lost falling
+        behind), the workers' (with their lag per partition), the gaps the workers counted and the
+        chunks sources could not send, so a broker outage or a slow station is seen, not hidden."""
         link = self.subscriber.state() if self.subscriber is not None else "no link"
         workers, lag = self.ward.links()
         parts = [f"{len(self.tiles)} patients", f"{self._shown} alarms shown", f"station {link}"]
+        if self.subscriber is not None and self.subscriber.dropped:
+            parts.append(f"station dropped {self.subscriber.dropped}")
         if workers:
             parts.append("workers " + "/".join(sorted(workers)))
         if lag:

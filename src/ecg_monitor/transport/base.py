@@ -90,10 +90,13 @@ class WorkerLink(ABC):
 class EventReader(ABC):
     """The viewing side: workers' results (trace, beats, alarms, status), taken at the start of
     each frame without ever waiting, under a time budget (the rest waits for the next frame);
-    undecodable messages are counted (``malformed``) and dropped."""
+    undecodable messages are counted (``malformed``) and dropped. A reader that queues for a view
+    that fell far behind loses its oldest messages and counts them (``dropped``), so the view can
+    say so; one that cannot tell (ZeroMQ: the publisher drops) leaves it at 0."""
 
     def __init__(self) -> None:
         self.malformed = 0
+        self.dropped = 0
         self.last_message_at: float | None = None  # time.monotonic() of the latest message
 
     @abstractmethod

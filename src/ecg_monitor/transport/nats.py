@@ -174,7 +174,6 @@ class NatsEventReader(EventReader):
     def __init__(self, url: str, partitions: int, maxlen: int = 50000) -> None:
         super().__init__()
         self.queue: collections.deque[list[bytes]] = collections.deque(maxlen=maxlen)
-        self.dropped = 0
         self.client = NatsClient(url, partitions)
         self.client.call(self._subscribe())
 
