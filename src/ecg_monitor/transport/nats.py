@@ -15,7 +15,6 @@ import queue
 import sys
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 
 from nats.errors import Error as NatsError
@@ -31,121 +30,35 @@ LOCAL_MAX = 2 * PULL_BATCH  # fetched, not yet taken by the worker: more waits (
 REPLAY_CACHE_S = 5.0  # a taken-over partition's replay window serves its patients this long
 STANDBY_DELAY_S = 3.0  # an unpinned partition with waiting messages: how long its home worker has
 OUTBOX_CHUNKS = 1200  # unacknowledged chunks a sender keeps per patient: 60 s of 50 ms chunks
-MAX_IN_FLIGHT = 4096  # publishes awaiting their PubAck (2,000 chunks a second from 100 feeds: ~2 s)
-ACK_TIMEOUT_S = 5.0  # no PubAck this long on a live connection: resend from the oldest unacknowledged
-RETRY_S = 0.2  # after the stream refused a message, before sending again
-PUMP_TICK_S = 0.1  # the sender looks at its connection and overdue acks at least this often
 CLOSE_WAIT_S = 5.0  # a closing sender waits this long at most for the last acks
 
 
 class NatsChunkSender(ChunkSender):
-    """Publishes ``ecg.<patient>.samples`` and keeps each message until the samples stream says it
-    stored it (a JetStream PubAck to the message's own reply subject), pipelined: up to
-    :data:`MAX_IN_FLIGHT` await their acks, matched by number as they come. Each message has a
-    ``Nats-Msg-Id`` (patient, this sender's run, number), so one sent again after a lost ack is
-    dropped by the stream's duplicate window (2 min: outages up to that are resent exactly; after a
-    longer one a chunk whose ack died with the server may be stored twice, which the worker cuts and
-    counts). After
-    a reconnect, a refusal, or no ack within :data:`ACK_TIMEOUT_S`, everything unacknowledged is
-    sent again in order (:class:`ecg_monitor.transport.outbox.Outbox`); nothing is published while
-    disconnected, so nats-py's reconnect buffer never sends newer chunks ahead of older ones."""
+    """Publishes ``ecg.<patient>.samples`` through the client's
+    :class:`~ecg_monitor.transport.natsclient.AckedPublisher`: each message kept until the samples
+    stream says it stored it, pipelined, resent in order after a reconnect, a refusal or an overdue
+    ack. Its ``Nats-Msg-Id`` (patient, this sender's run, number) lets the stream's duplicate window
+    (2 min) drop a repeat: outages up to that are resent exactly; after a longer one a chunk whose
+    ack died with the server may be stored twice, which the worker cuts and counts."""
 
     def __init__(self, url: str, partitions: int, outbox_chunks: int = OUTBOX_CHUNKS) -> None:
-        self.client = NatsClient(url, partitions)
-        self.outbox = Outbox(outbox_chunks)
-        self.lock = threading.Lock()  # the outbox: the caller's thread adds, the loop thread sends and acks
-        self.run_id = uuid.uuid4().hex[:12]
-        self.inbox = self.client.nc.new_inbox()
-        self.refused: str | None = None  # the stream's latest refusal, until the pump resends
-        self.said: set[str] = set()  # refusals printed
+        self.client = NatsClient(url, partitions, stored=Outbox(outbox_chunks))
+        self.acked = self.client.acked
         self.unsent: dict[str, int] = {}  # chunks given up at close, per patient
         self.running = True
-        self.wake = self.client.call(self._event())
-        self.pump = asyncio.run_coroutine_threadsafe(self._pump(), self.client.loop)
-
-    @staticmethod
-    async def _event() -> asyncio.Event:
-        return asyncio.Event()
 
     def send(self, patient: str | None, frames: list[bytes]) -> bool:
         """Queue for publishing; False when it is a chunk of a patient whose outbox is full (the
         broker away longer than it holds): dropped, for the caller to count."""
         headers, payload = to_message(frames)
-        with self.lock:
-            headers["Nats-Msg-Id"] = f"{patient}-{self.run_id}-{self.outbox.count}"
-            entry = self.outbox.add(str(patient), f"ecg.{patient}.samples", headers, payload,
-                                    chunk=headers["Ecg-Kind"] == "chunk")
-        if entry is None:
-            return False
-        self.client.loop.call_soon_threadsafe(self.wake.set)
-        return True
+        return self.acked.add(str(patient), f"ecg.{patient}.samples", headers, payload,
+                              chunk=headers["Ecg-Kind"] == "chunk")
 
     def state(self) -> str:
         return self.client.state() if self.running else "closed"
 
     def backlog(self) -> int:
-        return len(self.outbox)
-
-    async def _pump(self) -> None:
-        """Send what is queued, in order, while connected; resend everything unacknowledged
-        after a reconnect or a refusal (after :data:`RETRY_S`), with the streams made again (a
-        server restarted on an empty store, a stream deleted), or when an ack is overdue."""
-        nc = self.client.nc
-        await nc.subscribe(f"{self.inbox}.*", cb=self._on_ack)
-        connection = nc.stats["reconnects"]
-        while self.running:
-            self.wake.clear()
-            if nc.is_connected:
-                refused, self.refused = self.refused, None
-                redo = nc.stats["reconnects"] != connection or refused is not None
-                if refused is not None and refused not in self.said:
-                    self.said.add(refused)
-                    print(f"NATS {self.client.url}: the samples stream refused a chunk ({refused}); "
-                          f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
-                if redo:
-                    connection = nc.stats["reconnects"]
-                    await asyncio.sleep(RETRY_S if refused is not None else 0.0)
-                    try:
-                        await self.client.layout()
-                    except (NatsUnavailable, NatsError, asyncio.TimeoutError):
-                        pass  # the next refusal says what is wrong
-                now = time.monotonic()
-                with self.lock:
-                    if redo or self.outbox.overdue(now, ACK_TIMEOUT_S):
-                        self.outbox.rewind()
-                    batch = self.outbox.take(MAX_IN_FLIGHT, now)
-                for entry in batch:  # the rest stay in flight when the connection goes: sent again after
-                    if not nc.is_connected or nc.stats["reconnects"] != connection:
-                        break
-                    try:
-                        await nc.publish(entry.subject, entry.payload, reply=f"{self.inbox}.{entry.n}",
-                                         headers=entry.headers)
-                    except NatsError:
-                        break
-            try:
-                await asyncio.wait_for(self.wake.wait(), PUMP_TICK_S)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _on_ack(self, msg) -> None:
-        """A PubAck (stored, or a repeat the stream had), an error from the stream, or status
-        503 (no stream listening: a server still starting, or without the stream)."""
-        status = (msg.headers or {}).get("Status")
-        error = f"status {status}" if status else None
-        if error is None:
-            try:
-                error = (json.loads(msg.data).get("error") or {}).get("description")
-            except (ValueError, AttributeError):
-                error = "unreadable acknowledgement"
-        if error is not None:
-            self.refused = error
-            self.wake.set()
-            return
-        with self.lock:
-            self.outbox.ack(int(msg.subject.rpartition(".")[2]))
-            more = bool(self.outbox.queue) and len(self.outbox.in_flight) <= MAX_IN_FLIGHT // 2
-        if more:  # a backlog (after an outage) goes out in batches, not one publish per ack
-            self.wake.set()
+        return len(self.acked.outbox)
 
     def abandoned(self) -> dict[str, int]:
         return self.unsent
@@ -154,12 +67,10 @@ class NatsChunkSender(ChunkSender):
         """Wait up to :data:`CLOSE_WAIT_S` until the stream acknowledged everything, then stop;
         what is still unacknowledged is counted per patient in :meth:`abandoned`."""
         deadline = time.monotonic() + CLOSE_WAIT_S
-        while len(self.outbox) and time.monotonic() < deadline:
+        while len(self.acked.outbox) and time.monotonic() < deadline:
             time.sleep(0.02)
         self.running = False
-        with self.lock:
-            self.unsent = dict(self.outbox.give_up())
-        self.pump.cancel()
+        self.unsent = self.acked.give_up()
         self.client.close()
 
 

@@ -24,10 +24,13 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from urllib.parse import urlsplit
 
 import nats
 from nats.errors import Error as NatsError
+
+from ecg_monitor.transport.outbox import Outbox
 
 SAMPLES, EVENTS = "ECG_SAMPLES", "ECG_EVENTS"
 GROUP = "workers"
@@ -41,6 +44,10 @@ RECONNECT_MAX_S = 4.0
 PIN_TIMEOUT_S = 1.5
 MIN_SERVER = (2, 11)
 NS = 1_000_000_000
+MAX_IN_FLIGHT = 4096  # publishes awaiting their PubAck (2,000 chunks a second from 100 feeds: ~2 s)
+ACK_TIMEOUT_S = 5.0  # no PubAck this long on a live connection: resend from the oldest unacknowledged
+RETRY_S = 0.2  # after the stream refused a message, before sending again
+PUMP_TICK_S = 0.1  # the publisher looks at its connection and overdue acks at least this often
 
 
 class NatsUnavailable(RuntimeError):
@@ -79,9 +86,11 @@ def probe(url: str) -> None:
 
 
 class NatsClient:
-    """A nats-py connection on its own event-loop thread, with an ordered outbox."""
+    """A nats-py connection on its own event-loop thread, with an ordered outbox; given an
+    :class:`Outbox` for ``stored``, also an :class:`AckedPublisher` (``acked``) for messages a
+    stream must store."""
 
-    def __init__(self, url: str, partitions: int) -> None:
+    def __init__(self, url: str, partitions: int, stored: Outbox | None = None) -> None:
         self.url, self.partitions = url, partitions
         self.down_since: float | None = None  # time.monotonic() the connection was lost
         self.closing = False
@@ -94,6 +103,7 @@ class NatsClient:
         self.posted: list[tuple] = []  # the caller's thread only
         self.sender = asyncio.run_coroutine_threadsafe(self._drain_outbox(), self.loop)
         self.call(self.layout())
+        self.acked = AckedPublisher(self, stored) if stored is not None else None
 
     def call(self, coro, timeout: float = 10.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -229,3 +239,123 @@ class NatsClient:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)
+
+
+class AckedPublisher:
+    """Publishes messages a stream must store and keeps each until the stream says it stored it
+    (a JetStream PubAck to the message's own reply subject), pipelined: up to
+    :data:`MAX_IN_FLIGHT` await their acks, matched by number as they come (nats-py's
+    ``js.publish`` waits for each in turn: a round trip a message). Each message has a
+    ``Nats-Msg-Id`` (its own, else its key, this publisher's run and number), so one sent again
+    after a lost ack is dropped by the stream's duplicate window. After a reconnect, a refusal, or
+    no ack within :data:`ACK_TIMEOUT_S`, everything unacknowledged is sent again in order
+    (:class:`~ecg_monitor.transport.outbox.Outbox`), the streams made again first; nothing is
+    published while disconnected, so nats-py's reconnect buffer never sends newer messages ahead of
+    older ones. It carries the fleet's chunks."""
+
+    def __init__(self, client: NatsClient, outbox: Outbox) -> None:
+        self.client, self.outbox = client, outbox
+        self.lock = threading.Lock()  # the outbox: callers' threads add, the loop thread sends and acks
+        self.run_id = uuid.uuid4().hex[:12]
+        self.inbox = client.nc.new_inbox()
+        self.refused: str | None = None  # the stream's latest refusal, until the next send
+        self.said: set[str] = set()  # refusals printed
+        self.connection = client.nc.stats["reconnects"]  # the connection sent on
+        self.running = True
+        self.wake = client.call(self._start())
+        self.pump = asyncio.run_coroutine_threadsafe(self._pump(), client.loop)
+
+    async def _start(self) -> asyncio.Event:
+        await self.client.nc.subscribe(f"{self.inbox}.*", cb=self._on_ack)
+        return asyncio.Event()
+
+    def add(self, key: str, subject: str, headers: dict[str, str], payload: bytes, chunk: bool = True) -> bool:
+        """Queue a message (any thread); False when it is a chunk of a key whose outbox is full
+        (dropped, for the caller to count). The loop is woken only when nothing was queued: the
+        pump takes everything queued at once, so a fleet's chunks of one tick cost one wake-up."""
+        with self.lock:
+            headers.setdefault("Nats-Msg-Id", f"{key}-{self.run_id}-{self.outbox.count}")
+            idle = not self.outbox.queue
+            entry = self.outbox.add(key, subject, headers, payload, chunk)
+        if entry is not None and idle:
+            self.client.loop.call_soon_threadsafe(self.wake.set)
+        return entry is not None
+
+    async def _pump(self) -> None:
+        """Send what is queued when woken, and look at the connection and overdue acks at least
+        every :data:`PUMP_TICK_S`."""
+        while self.running:
+            self.wake.clear()
+            await self.send()
+            try:
+                await asyncio.wait_for(self.wake.wait(), PUMP_TICK_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def send(self) -> None:
+        """Send what is queued, in order, while connected; resend everything unacknowledged
+        after a reconnect or a refusal (after :data:`RETRY_S`), with the streams made again (a
+        server restarted on an empty store, a stream deleted), or when an ack is overdue."""
+        nc = self.client.nc
+        if not nc.is_connected:
+            return
+        refused, self.refused = self.refused, None
+        redo = nc.stats["reconnects"] != self.connection or refused is not None
+        if refused is not None and refused not in self.said:
+            self.said.add(refused)
+            print(f"NATS {self.client.url}: the stream refused a message ({refused}); "
+                  f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
+        if redo:
+            self.connection = nc.stats["reconnects"]
+            await asyncio.sleep(RETRY_S if refused is not None else 0.0)
+            try:
+                await self.client.layout()
+            except (NatsUnavailable, NatsError, asyncio.TimeoutError):
+                pass  # the next refusal says what is wrong
+        await self._publish(redo)
+
+    async def _publish(self, rewind: bool) -> None:
+        """Publish the next queued messages on the current connection, everything unacknowledged
+        first when ``rewind`` or an ack is overdue."""
+        nc = self.client.nc
+        now = time.monotonic()
+        with self.lock:
+            if rewind or self.outbox.overdue(now, ACK_TIMEOUT_S):
+                self.outbox.rewind()
+            batch = self.outbox.take(MAX_IN_FLIGHT, now)
+        for entry in batch:  # the rest stay in flight when the connection goes: sent again after
+            if not nc.is_connected or nc.stats["reconnects"] != self.connection:
+                break
+            try:
+                await nc.publish(entry.subject, entry.payload, reply=f"{self.inbox}.{entry.n}",
+                                 headers=entry.headers)
+            except NatsError:
+                break
+
+    async def _on_ack(self, msg) -> None:
+        """A PubAck (stored, or a repeat the stream had), an error from the stream, or status
+        503 (no stream listening: a server still starting, or without the stream)."""
+        status = (msg.headers or {}).get("Status")
+        error = f"status {status}" if status else None
+        if error is None:
+            try:
+                error = (json.loads(msg.data).get("error") or {}).get("description")
+            except (ValueError, AttributeError):
+                error = "unreadable acknowledgement"
+        if error is not None:
+            self.refused = error
+            self.wake.set()
+            return
+        with self.lock:
+            self.outbox.ack(int(msg.subject.rpartition(".")[2]))
+            more = bool(self.outbox.queue) and len(self.outbox.in_flight) <= MAX_IN_FLIGHT // 2
+        if more:  # a backlog (after an outage) goes out in batches, not one publish per ack
+            self.wake.set()
+
+    def give_up(self) -> dict[str, int]:
+        """Stop; forget what is unacknowledged; returns its chunks per key."""
+        self.running = False
+        with self.lock:
+            lost = dict(self.outbox.give_up())
+        self.pump.cancel()
+        return lost

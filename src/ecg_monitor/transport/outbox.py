@@ -10,7 +10,7 @@ longer than it holds) is a new chunk dropped, and then it is counted for that pa
 oldest are kept, so the worker sees one gap of exactly the dropped chunks, which the source
 counts too. A patient's source-state messages are not bounded: a newer one replaces one not yet
 sent.
-No I/O here: :class:`ecg_monitor.transport.nats.NatsChunkSender` sends and feeds acks in.
+No I/O here: :class:`ecg_monitor.transport.natsclient.AckedPublisher` sends and feeds acks in.
 """
 
 from __future__ import annotations
