@@ -53,6 +53,21 @@ def test_a_full_patient_drops_its_new_chunks_only_and_states_replace_unsent_ones
     assert dict(box.give_up()) == {"a": 2, "b": 1} and len(box) == 0
 
 
+def test_stored_before_waits_for_every_older_message_acknowledged_in_any_order():
+    """What a worker's chunk ack waits for: every alarm added before it stored, acks in any order."""
+    box = Outbox(per_patient=10)
+    first = [add(box, "a", f"a{k}") for k in range(3)]
+    mark = box.count
+    add(box, "a", "a3")  # added after: not waited for
+    box.take(window=100, now=0.0)
+    assert not box.stored_before(mark)
+    box.ack(first[2].n)
+    box.ack(first[0].n)
+    assert not box.stored_before(mark)
+    box.ack(first[1].n)
+    assert box.stored_before(mark) and not box.stored_before(box.count)
+
+
 class Refusing(ChunkSender):
     """Takes every message but each third chunk (a full outbox, or stopping) and keeps what it took."""
 

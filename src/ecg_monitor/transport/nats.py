@@ -117,7 +117,7 @@ class NatsWorkerLink(WorkerLink):
     max_round = 200  # one receive: its acks go out (at the next receive) well within ack_wait
 
     def __init__(self, url: str, partitions: int, home: set[int]) -> None:
-        self.client = NatsClient(url, partitions)
+        self.client = NatsClient(url, partitions, stored=Outbox(sys.maxsize))  # alarms: never dropped
         self.inbox: queue.Queue[Delivery] = queue.Queue()
         self.pinned: dict[int, str] = {}  # partition -> pin id while this worker holds it
         self.pending: dict[int, int] = {}  # partition -> messages still on the server after the last one
@@ -218,10 +218,10 @@ class NatsWorkerLink(WorkerLink):
         await sub.unsubscribe()
 
     def _acker(self, reply: str):
-        def ack() -> None:  # posted after the results of the message, so sent after them
+        def ack() -> None:  # posted after the results of the message: sent after them, its alarms stored
             with self.lock:
                 self.unacked.pop(reply, None)
-            self.client.post(reply, None, b"+ACK")
+            self.client.post(reply, None, b"+ACK", "after stored")
         return ack
 
     def receive(self, timeout_s: float) -> list[Delivery]:
@@ -248,7 +248,7 @@ class NatsWorkerLink(WorkerLink):
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
         sub = {"alarm": "alarms", "beats": "beats", "status": "status"}.get(kind, kind)
-        self.client.post(f"ecg.{patient or '_'}.{sub}", headers, payload, stored=kind == "alarm")
+        self.client.post(f"ecg.{patient or '_'}.{sub}", headers, payload, "stored" if kind == "alarm" else "plain")
 
     def history(self, delivery: Delivery, seconds: float) -> list[list[bytes]]:
         """The patient's stored chunks from ``seconds`` (of wall time, plus margin) before this

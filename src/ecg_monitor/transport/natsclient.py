@@ -19,12 +19,14 @@ The client (nats-py, asyncio) runs on its own thread; callers stay synchronous.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import socket
 import sys
 import threading
 import time
 import uuid
+from typing import Literal
 from urllib.parse import urlsplit
 
 import nats
@@ -48,6 +50,10 @@ MAX_IN_FLIGHT = 4096  # publishes awaiting their PubAck (2,000 chunks a second f
 ACK_TIMEOUT_S = 5.0  # no PubAck this long on a live connection: resend from the oldest unacknowledged
 RETRY_S = 0.2  # after the stream refused a message, before sending again
 PUMP_TICK_S = 0.1  # the publisher looks at its connection and overdue acks at least this often
+
+#: How a posted message goes out: at once; kept until the stream stored it; once every stored
+#: message posted before it is stored.
+How = Literal["plain", "stored", "after stored"]
 
 
 class NatsUnavailable(RuntimeError):
@@ -190,10 +196,10 @@ class NatsClient:
                                   f"(got {got.get('priority_policy')!r}); need nats-server >= 2.11")
         return got
 
-    def post(self, subject: str, headers: dict[str, str] | None, payload: bytes, stored: bool = False) -> None:
-        """Queue a publish (``stored``: wait for the stream's acknowledgement), in order; it goes
-        to the loop thread at the next :meth:`push` (one wake-up per burst, not per message)."""
-        self.posted.append((subject, headers, payload, stored))
+    def post(self, subject: str, headers: dict[str, str] | None, payload: bytes, how: How = "plain") -> None:
+        """Queue a publish, in order; it goes to the loop thread at the next :meth:`push` (one
+        wake-up per burst, not per message). ``stored`` and ``after stored`` need ``acked``."""
+        self.posted.append((subject, headers, payload, how))
 
     def push(self) -> None:
         """Hand what was posted to the loop thread."""
@@ -206,23 +212,30 @@ class NatsClient:
             self.outbox.put_nowait(item)
 
     async def _drain_outbox(self) -> None:
+        """Publish what was posted, in order. Stored messages go out at once too, pipelined through
+        ``acked`` (nobody waits here for their acks, so one stream round trip per alarm no longer
+        holds up everything behind it); ``after stored`` ones are held by it until then."""
         while True:
-            subject, headers, payload, stored = await self.outbox.get()
+            subject, headers, payload, how = await self.outbox.get()
+            if how == "stored":
+                self.acked.add(subject, subject, headers or {}, payload)
+                await self.acked.send_now()
+                continue
+            if how == "after stored":
+                await self.acked.after_stored(subject, payload)
+                continue
             while True:
                 try:
-                    if stored:
-                        await self.js.publish(subject, payload, headers=headers, timeout=2)
-                    else:
-                        await self.nc.publish(subject, payload, headers=headers)
+                    await self.nc.publish(subject, payload, headers=headers)
                     break
-                except (NatsError, asyncio.TimeoutError):  # server away: retry, never drop
+                except NatsError:  # server away: retry, never drop
                     await asyncio.sleep(0.2)
 
     def flush(self, timeout: float = 5.0) -> None:
         self.push()
 
         async def wait_empty():
-            while not self.outbox.empty():
+            while not self.outbox.empty() or (self.acked is not None and not self.acked.settled()):
                 await asyncio.sleep(0.01)
             await self.nc.flush(timeout)
         self.call(wait_empty(), timeout + 5)
@@ -234,6 +247,8 @@ class NatsClient:
         except Exception:  # closing anyway
             pass
         self.sender.cancel()
+        if self.acked is not None:
+            self.acked.give_up()  # a worker's alarms: their chunk was not acked, so it comes again
         try:
             self.call(self.nc.close(), 5)
         finally:
@@ -251,7 +266,7 @@ class AckedPublisher:
     no ack within :data:`ACK_TIMEOUT_S`, everything unacknowledged is sent again in order
     (:class:`~ecg_monitor.transport.outbox.Outbox`), the streams made again first; nothing is
     published while disconnected, so nats-py's reconnect buffer never sends newer messages ahead of
-    older ones. It carries the fleet's chunks."""
+    older ones. It carries the fleet's chunks and the workers' alarms."""
 
     def __init__(self, client: NatsClient, outbox: Outbox) -> None:
         self.client, self.outbox = client, outbox
@@ -260,14 +275,15 @@ class AckedPublisher:
         self.inbox = client.nc.new_inbox()
         self.refused: str | None = None  # the stream's latest refusal, until the next send
         self.said: set[str] = set()  # refusals printed
+        self.held: collections.deque[tuple[int, str, bytes]] = collections.deque()  # see after_stored
         self.connection = client.nc.stats["reconnects"]  # the connection sent on
         self.running = True
-        self.wake = client.call(self._start())
+        self.wake, self.sending = client.call(self._start())
         self.pump = asyncio.run_coroutine_threadsafe(self._pump(), client.loop)
 
-    async def _start(self) -> asyncio.Event:
+    async def _start(self) -> tuple[asyncio.Event, asyncio.Lock]:
         await self.client.nc.subscribe(f"{self.inbox}.*", cb=self._on_ack)
-        return asyncio.Event()
+        return asyncio.Event(), asyncio.Lock()
 
     def add(self, key: str, subject: str, headers: dict[str, str], payload: bytes, chunk: bool = True) -> bool:
         """Queue a message (any thread); False when it is a chunk of a key whose outbox is full
@@ -287,6 +303,7 @@ class AckedPublisher:
         while self.running:
             self.wake.clear()
             await self.send()
+            await self._release()
             try:
                 await asyncio.wait_for(self.wake.wait(), PUMP_TICK_S)
             except asyncio.TimeoutError:
@@ -297,26 +314,38 @@ class AckedPublisher:
         after a reconnect or a refusal (after :data:`RETRY_S`), with the streams made again (a
         server restarted on an empty store, a stream deleted), or when an ack is overdue."""
         nc = self.client.nc
-        if not nc.is_connected:
+        async with self.sending:
+            if not nc.is_connected:
+                return
+            refused, self.refused = self.refused, None
+            redo = nc.stats["reconnects"] != self.connection or refused is not None
+            if refused is not None and refused not in self.said:
+                self.said.add(refused)
+                print(f"NATS {self.client.url}: the stream refused a message ({refused}); "
+                      f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
+            if redo:
+                self.connection = nc.stats["reconnects"]
+                await asyncio.sleep(RETRY_S if refused is not None else 0.0)
+                try:
+                    await self.client.layout()
+                except (NatsUnavailable, NatsError, asyncio.TimeoutError):
+                    pass  # the next refusal says what is wrong
+            await self._publish(redo)
+
+    async def send_now(self) -> None:
+        """Send what is queued at once (the client's outbox: an alarm goes on the wire before what
+        was posted after it), unless the pump is sending or must resend first: then it goes in
+        order with the pump's next batch, and what follows it is not held up meanwhile."""
+        nc = self.client.nc
+        if (self.sending.locked() or self.refused is not None or not nc.is_connected
+                or nc.stats["reconnects"] != self.connection):
             return
-        refused, self.refused = self.refused, None
-        redo = nc.stats["reconnects"] != self.connection or refused is not None
-        if refused is not None and refused not in self.said:
-            self.said.add(refused)
-            print(f"NATS {self.client.url}: the stream refused a message ({refused}); "
-                  f"sending again from the oldest unacknowledged", file=sys.stderr, flush=True)
-        if redo:
-            self.connection = nc.stats["reconnects"]
-            await asyncio.sleep(RETRY_S if refused is not None else 0.0)
-            try:
-                await self.client.layout()
-            except (NatsUnavailable, NatsError, asyncio.TimeoutError):
-                pass  # the next refusal says what is wrong
-        await self._publish(redo)
+        async with self.sending:
+            await self._publish(False)
 
     async def _publish(self, rewind: bool) -> None:
         """Publish the next queued messages on the current connection, everything unacknowledged
-        first when ``rewind`` or an ack is overdue."""
+        first when ``rewind`` or an ack is overdue (the caller holds ``sending``)."""
         nc = self.client.nc
         now = time.monotonic()
         with self.lock:
@@ -351,6 +380,32 @@ class AckedPublisher:
             more = bool(self.outbox.queue) and len(self.outbox.in_flight) <= MAX_IN_FLIGHT // 2
         if more:  # a backlog (after an outage) goes out in batches, not one publish per ack
             self.wake.set()
+        await self._release()
+
+    async def after_stored(self, subject: str, payload: bytes) -> None:
+        """Publish a plain message once every message added before it is stored: a worker's ack
+        of a chunk goes out after that chunk's alarms are safe (a worker dying first leaves the
+        chunk to be redelivered, and its alarms raised again), without holding up what follows."""
+        with self.lock:
+            self.held.append((self.outbox.count, subject, payload))
+        await self._release()
+
+    async def _release(self) -> None:
+        """Publish the held messages whose stored messages before them are all stored, in order."""
+        while self.held:
+            with self.lock:
+                if not self.outbox.stored_before(self.held[0][0]):
+                    return
+            mark, subject, payload = self.held.popleft()
+            try:
+                await self.client.nc.publish(subject, payload)
+            except NatsError:  # closed: tried again at the next ack or tick
+                self.held.appendleft((mark, subject, payload))
+                return
+
+    def settled(self) -> bool:
+        """Nothing unacknowledged and nothing held."""
+        return not len(self.outbox) and not self.held
 
     def give_up(self) -> dict[str, int]:
         """Stop; forget what is unacknowledged; returns its chunks per key."""

@@ -10,6 +10,7 @@ longer than it holds) is a new chunk dropped, and then it is counted for that pa
 oldest are kept, so the worker sees one gap of exactly the dropped chunks, which the source
 counts too. A patient's source-state messages are not bounded: a newer one replaces one not yet
 sent.
+A worker's alarms use it too, unbounded (an alarm is never dropped), keyed by subject.
 No I/O here: :class:`ecg_monitor.transport.natsclient.AckedPublisher` sends and feeds acks in.
 """
 
@@ -101,6 +102,12 @@ class Outbox:
         self.queue.extendleft(reversed(back))
         self.in_flight.clear()
         return len(back)
+
+    def stored_before(self, n: int) -> bool:
+        """Whether every message numbered below ``n`` is acknowledged (or was replaced): what a
+        message held until then waits for."""
+        oldest = next(iter(self.pending), None)  # in number order
+        return oldest is None or oldest >= n
 
     def overdue(self, now: float, timeout_s: float) -> bool:
         """Whether the oldest message in flight has waited for its ack longer than ``timeout_s``."""
