@@ -192,7 +192,8 @@ def test_quality_verdicts_do_not_depend_on_chunk_size() -> None:
 
 def test_readability_is_the_last_block_judged_by_a_time() -> None:
     """The one record behind the detector's thresholds and the pipeline's Q labels: the last
-    block ending at or before a time decides, and a new update keeps only the latest block."""
+    block ending at or before a time decides; a new update keeps the last ``KEEP`` blocks; and a
+    fused beat asks whether any block judged by its time holds its QRS."""
     noisy, clean = BlockQuality(noisy=True), BlockQuality()
     r = Readability()
     assert not r.unreadable_at(10**6)  # nothing judged yet
@@ -201,4 +202,11 @@ def test_readability_is_the_last_block_judged_by_a_time() -> None:
     assert [r.unreadable_at(t) for t in (179, 180, 359, 360, 539, 540)] == [False, False, False, True, True, False]
     r.new_update()
     r.add(JudgedBlock(540, 720, noisy))
-    assert [r.unreadable_at(t) for t in (539, 540, 719, 720)] == [False, False, False, True]
+    assert [r.unreadable_at(t) for t in (539, 540, 719, 720)] == [True, False, False, True]
+    # a beat at 355 whose QRS reaches 380: block 360..540 is clean, 180..360 noisy
+    assert r.unreadable_over(330, 380, 720) and not r.unreadable_over(400, 520, 720)
+    assert not r.unreadable_over(560, 600, 719) and r.unreadable_over(560, 600, 720)  # judged at 720
+    for start in range(720, 720 + 180 * Readability.KEEP, 180):
+        r.add(JudgedBlock(start, start + 180, clean))
+    r.new_update()
+    assert not r.unreadable_over(0, 10**6, 10**6)  # the noisy blocks are forgotten

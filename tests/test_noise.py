@@ -13,7 +13,7 @@ import pytest
 
 from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.episodes import REQUIRED
-from ecg_monitor.detector.pipeline import DetectorPipeline, stream_signal
+from ecg_monitor.detector.pipeline import SHIPPED, DetectorPipeline, stream_signal
 from ecg_monitor.evaluation.alarms import read_reference
 from ecg_monitor.evaluation.ec57 import reference_beats
 from ecg_monitor.replay import read_record
@@ -108,21 +108,29 @@ def test_noise_the_detector_still_reads_is_announced_by_the_advisory(data_dir: P
     assert not [e for e in events if e.alarm in REQUIRED]
 
 
-@pytest.mark.parametrize(("name", "kind", "snr", "samples", "chunk", "count"), [
-    ("105", "ma", 6.0, 480000, 360, 1973),  # a filter sum differing in its last bit between splits, and a
-    # peak on the last sample of a held peak's refractory period: once 1970 beats at chunks of 18
-    ("116", "ma", 0.0, 650000, 36000, 2538),  # a search-back due before the QRS it follows was taken
-    # back, judged with verdicts as far back as the update's history reached: once 2541 at 18
+#: Fused beats of 105 with em at 0 dB, first 10 min (Pan-Tompkins alone gives 949).
+FUSED_105_EM_0DB = 869
+
+
+@pytest.mark.parametrize(("name", "kind", "snr", "samples", "chunk", "qrs", "count"), [
+    # Pan-Tompkins alone:
+    ("105", "ma", 6.0, 480000, 360, None, 1973),  # a filter sum differing in its last bit between splits,
+    # and a peak on the last sample of a held peak's refractory period: once 1970 beats at chunks of 18
+    ("116", "ma", 0.0, 650000, 36000, None, 2538),  # a search-back due before the QRS it follows was
+    # taken back, judged with verdicts as far back as the update's history reached: once 2541 at 18
+    # the fused beats (QRS network and Pan-Tompkins), emission times too:
+    ("105", "em", 0.0, 216000, 997, SHIPPED, FUSED_105_EM_0DB),
 ])
 def test_a_noisy_record_gives_the_same_beats_in_live_chunks_as_in_large_ones(
-        data_dir: Path, name: str, kind: str, snr: float, samples: int, chunk: int, count: int) -> None:
+        data_dir: Path, name: str, kind: str, snr: float, samples: int, chunk: int, qrs: str | None,
+        count: int) -> None:
     """Noisy records in chunks of 18 (live) and larger: the same beats and verdicts."""
     record = read_record(name, data_dir)
     ref = reference_beats(record, str(data_dir))
     noise = read_record(kind, resolve_data_dir(data_dir).parent / "noise", pn_dir="nstdb").signal
     x = add_noise(record.signal, ref.samples, noise, record.fs, snr, ref.symbols)[:samples]
-    runs = [list(stream_signal(x, record.fs, classifier=None, chunk=c)) for c in (18, chunk)]
-    beats = [[b.sample for o in outs for b in o.beats] for outs in runs]
+    runs = [list(stream_signal(x, record.fs, classifier=None, chunk=c, qrs_model=qrs)) for c in (18, chunk)]
+    beats = [[(b.sample, b.emitted_at) for o in outs for b in o.beats] for outs in runs]
     verdicts = [[j for o in outs for j in o.quality] for outs in runs]
     assert len(beats[0]) == count
     assert beats[0] == beats[1]

@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ecg_monitor import PIPELINE_FS
+from ecg_monitor.detector.beat_fusion import REFINE, BeatFusion
 from ecg_monitor.detector.beats import UNCLASSIFIED, Beat
 from ecg_monitor.detector.classifier import BeatClassifier, shipped_classifier
 from ecg_monitor.detector.features import BeatFeatureExtractor
 from ecg_monitor.detector.pantompkins import DetectorConfig, PanTompkinsDetector
-from ecg_monitor.detector.quality import JudgedBlock
+from ecg_monitor.detector.qrs_net import QRSModel, StreamingQRSProbability, shipped_qrs_model
+from ecg_monitor.detector.quality import QUALITY_BLOCK_S, JudgedBlock
 
-#: ``classifier`` value that loads the packaged int8 model.
+#: ``classifier`` / ``qrs_model`` value that loads the packaged int8 model.
 SHIPPED = "shipped"
 
 
@@ -30,7 +32,12 @@ class PipelineOutput:
 
 
 class DetectorPipeline:
-    """Filters -> Pan-Tompkins detector -> beat classifier; a single ``update()`` per chunk.
+    """Filters -> Pan-Tompkins and the QRS network, fused -> beat classifier; a single
+    ``update()`` per chunk.
+
+    The beats are the QRS network's, confirmed by Pan-Tompkins where the network is unsure
+    (``beat_fusion.py``); with ``qrs_model=None`` they are Pan-Tompkins' alone. Pan-Tompkins also
+    judges signal quality either way.
 
     With a classifier (the packaged model unless told otherwise) a beat is output once the
     samples its morphology window needs have arrived, labelled; the beats that are ready in one
@@ -46,9 +53,16 @@ class DetectorPipeline:
         fs: float = PIPELINE_FS,
         config: DetectorConfig | None = None,
         classifier: BeatClassifier | str | None = SHIPPED,
+        qrs_model: QRSModel | str | None = SHIPPED,
     ) -> None:
         self.fs = fs
         self.detector = PanTompkinsDetector(fs, config)
+        self.fusion: BeatFusion | None = None
+        if qrs_model is not None:
+            model = shipped_qrs_model() if qrs_model == SHIPPED else qrs_model
+            if model.fs != fs:
+                raise ValueError(f"the QRS network works at {model.fs} Hz, the pipeline at {fs} Hz")
+            self.fusion = BeatFusion(StreamingQRSProbability(model), int(round(QUALITY_BLOCK_S * fs)))
         self.classifier = shipped_classifier() if classifier == SHIPPED else classifier
         self.features: BeatFeatureExtractor | None = None
         if self.classifier is not None:
@@ -64,16 +78,22 @@ class DetectorPipeline:
         start = self.detector.n
         beats = self.detector.update(chunk)
         filtered = self.detector.last_display
+        if self.fusion is not None:
+            beats = self.fusion.update(filtered, beats)
         if self.features is not None:
             beats = self.classifier.classify(self.features.update(chunk, filtered, beats))
         return PipelineOutput(start=start, filtered=filtered, beats=self._never_guess(beats),
                               quality=self.detector.last_quality)
 
     def _never_guess(self, beats: list[Beat]) -> list[Beat]:
-        """Label Q the beats given out while the last block judged by then was unreadable."""
+        """Label Q the beats given out while the last block judged by then was unreadable, and
+        (fused beats, which wait for it) those whose QRS touches an unreadable block."""
         judged = self.detector.readability
+        near = REFINE if self.fusion is not None else -1
         return [b.labelled(UNCLASSIFIED, None, b.short_history)
-                if b.label != UNCLASSIFIED and judged.unreadable_at(b.emitted_at) else b for b in beats]
+                if b.label != UNCLASSIFIED and (judged.unreadable_at(b.emitted_at) or (
+                    near >= 0 and judged.unreadable_over(b.sample - near, b.sample + near, b.emitted_at)))
+                else b for b in beats]
 
     def flush(self) -> list[Beat]:
         """End of stream (record over, source ended): finish the beats still pending.
@@ -81,17 +101,20 @@ class DetectorPipeline:
         Beats whose window the stream did not complete are labelled Q.
         """
         beats = self.detector.flush()
+        if self.fusion is not None:
+            beats = self.fusion.flush(beats)
         if self.features is not None:
             beats = self.classifier.classify(self.features.flush(beats))
         return self._never_guess(beats)
 
 
 def stream_signal(
-    signal: np.ndarray, fs: float = PIPELINE_FS, classifier: BeatClassifier | str | None = SHIPPED, chunk: int = 360
+    signal: np.ndarray, fs: float = PIPELINE_FS, classifier: BeatClassifier | str | None = SHIPPED, chunk: int = 360,
+    qrs_model: QRSModel | str | None = SHIPPED,
 ) -> Iterator[PipelineOutput]:
     """A whole recording through a fresh pipeline, chunk by chunk as live; the last output holds
     the beats the stream's end flushed (and no samples)."""
-    pipeline = DetectorPipeline(fs, classifier=classifier)
+    pipeline = DetectorPipeline(fs, classifier=classifier, qrs_model=qrs_model)
     for i in range(0, len(signal), chunk):
         yield pipeline.update(signal[i : i + chunk])
     yield PipelineOutput(start=pipeline.samples_seen, filtered=np.zeros(0), beats=pipeline.flush())

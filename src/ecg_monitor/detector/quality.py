@@ -305,19 +305,24 @@ class JudgedBlock:
 
 
 class Readability:
-    """Whether the last block judged by a given time was unreadable: the one record of judged
-    blocks behind both the detector's thresholds (never halved in noise) and the pipeline's
-    labels (never a guess in noise). It holds the blocks judged during the current update and
-    the last one before: whatever is decided later is decided after that one."""
+    """Whether the blocks judged by a given time were unreadable: the one record of judged blocks
+    behind both the detector's thresholds (never halved in noise) and the pipeline's labels
+    (never a guess in noise). It holds the blocks judged during the current update and the
+    ``KEEP`` before: whatever is decided later is decided after those."""
+
+    KEEP = 8  # blocks (4 s): longer than any beat waits for its label
 
     def __init__(self) -> None:
+        self._starts: list[int] = []
         self._stops: list[int] = []  # increasing: the last block by a time is a bisection
         self._unreadable: list[bool] = []
 
     def new_update(self) -> None:
-        del self._stops[:-1], self._unreadable[:-1]
+        for kept in (self._starts, self._stops, self._unreadable):
+            del kept[: -self.KEEP]
 
     def add(self, block: JudgedBlock) -> None:
+        self._starts.append(block.start)
         self._stops.append(block.stop)
         self._unreadable.append(block.quality.unreadable)
 
@@ -325,6 +330,11 @@ class Readability:
         """Whether the last block judged by time ``t`` (ending at or before it) was unreadable."""
         i = bisect_right(self._stops, t) - 1
         return i >= 0 and self._unreadable[i]
+
+    def unreadable_over(self, first: int, last: int, t: int) -> bool:
+        """Whether a block judged by time ``t`` that holds any of samples ``first..last`` was unreadable."""
+        i = bisect_right(self._stops, t)
+        return any(u for a, b, u in zip(self._starts[:i], self._stops[:i], self._unreadable[:i]) if a <= last and b > first)
 
 
 class BlockQualityStream:

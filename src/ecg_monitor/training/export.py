@@ -34,26 +34,25 @@ def export_fp32(net: BeatNet, path: Path) -> Path:
 
 
 class _Calibration(CalibrationDataReader):
-    """Feeds training beats to the calibrator in batches."""
+    """Feeds training inputs (name -> array, batch first) to the calibrator in batches."""
 
-    def __init__(self, morphology: np.ndarray, rhythm: np.ndarray, batch: int = 256) -> None:
-        self._batches = iter(
-            {"morphology": morphology[i : i + batch], "rhythm": rhythm[i : i + batch]}
-            for i in range(0, len(morphology), batch)
-        )
+    def __init__(self, inputs: dict[str, np.ndarray], batch: int = 256) -> None:
+        n = len(next(iter(inputs.values())))
+        self._batches = iter({k: v[i : i + batch].astype(np.float32) for k, v in inputs.items()}
+                             for i in range(0, n, batch))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._batches, None)
 
 
-def quantize_int8(fp32_path: Path, int8_path: Path, morphology: np.ndarray, rhythm: np.ndarray) -> Path:
-    """int8 weights (per channel) and activations, calibrated on the given beats; names compacted."""
+def quantize_int8(fp32_path: Path, int8_path: Path, calibration: dict[str, np.ndarray]) -> Path:
+    """int8 weights (per channel) and activations, calibrated on the given inputs; names compacted."""
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared), str(int8_path),
-            _Calibration(morphology.astype(np.float32), rhythm.astype(np.float32)),
+            _Calibration(calibration),
             quant_format=QuantFormat.QOperator, per_channel=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             op_types_to_quantize=["Conv", "Gemm", "MatMul", "Relu", "MaxPool"],

@@ -216,7 +216,7 @@ def export_model(net: BeatNet, beats: BeatSet, out_dir: Path, meta: dict, seed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     fp32 = export_fp32(net, out_dir / f"{MODEL_NAME}_fp32.onnx")
     calib = calibration_sample(beats, 512, seed)
-    int8 = quantize_int8(fp32, out_dir / f"{MODEL_NAME}.onnx", calib.morphology, calib.rhythm)
+    int8 = quantize_int8(fp32, out_dir / f"{MODEL_NAME}.onnx", {"morphology": calib.morphology, "rhythm": calib.rhythm})
     meta_path = out_dir / f"{MODEL_NAME}.json"
     meta = {**meta, "sizes_bytes": {"int8": int8.stat().st_size, "fp32": fp32.stat().st_size}}
     meta_path.write_text(json.dumps(meta, indent=1))

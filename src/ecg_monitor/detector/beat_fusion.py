@@ -1,0 +1,177 @@
+"""Beats from the learned QRS network, confirmed by Pan-Tompkins where the network is unsure.
+
+Why two detectors: Pan-Tompkins finds beats on clean signal superbly but counts noise spikes as
+beats; the network (``qrs_net.py``), trained on noisy ECG, tells QRS complexes from artifact far
+better but misses a few odd beats Pan-Tompkins finds. So a beat is where the network's
+probability rises above ``WEAK`` and either its peak reaches ``STRONG`` or Pan-Tompkins found a
+beat within ``CONFIRM`` samples; beats Pan-Tompkins finds where the network sees nothing are
+dropped. For the first 2.1 s of a stream (the network's receptive field, its past taken as
+zeros until then) every beat needs Pan-Tompkins' confirmation. The thresholds were fixed before any MIT-BIH record was scored, not tuned on them.
+
+Causal and chunk-invariant: a candidate is given out once nothing still to come can change it
+(no later peak within ``REFRACTORY``; for an unsure one, Pan-Tompkins' decisions up to
+``CONFIRM_HORIZON`` after it), and its ``emitted_at`` is that sample, computed from sample
+indices alone; beats leave in sample order.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from ecg_monitor.detector.beats import Beat
+from ecg_monitor.detector.qrs_net import DELAY, RECEPTIVE_FIELD, STRIDE, StreamingQRSProbability
+
+STRONG = 0.5  # the network alone vouches for a beat
+WEAK = 0.2  # the network sees something; Pan-Tompkins must agree
+CONFIRM = 27  # samples (75 ms) between the two detectors' R marks that count as agreement
+REFRACTORY = 72  # samples (200 ms): of two peaks closer than this only the likelier is a beat
+REFINE = 25  # samples (70 ms) either side of the network's peak where the R mark is sought
+CONFIRM_HORIZON = 144  # samples (400 ms) after an R mark by which Pan-Tompkins has decided on it
+_KEEP = 1024  # filtered samples kept for placing R marks
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Steps at or above WEAK: the first, the likeliest, its probability and R mark."""
+
+    start: int
+    peak: int
+    p: float
+    r: int
+
+
+@dataclass
+class _Candidate:
+    tau: int  # the network's peak: the sample its likeliest step speaks of
+    r: int  # R mark: the largest deflection near it
+    p: float
+    settled_at: int  # samples received when its run, and any run that might have replaced it, ended
+
+
+class BeatFusion:
+    """One ``update`` per chunk: the chunk's display-band samples and Pan-Tompkins' new beats in,
+    the fused beats that are final out."""
+
+    def __init__(self, probability: StreamingQRSProbability | None = None, quality_block: int = 1) -> None:
+        self.probability = probability or StreamingQRSProbability()
+        self.quality_block = quality_block  # a beat waits until the block holding its QRS is judged
+        self._tail = np.zeros(0)  # the last filtered samples, for R marks
+        self._tail_start = 0
+        self._run: _Run | None = None  # the run still open at the last step
+        self._pending: deque[_Candidate] = deque()
+        self._pt: deque[Beat] = deque()  # Pan-Tompkins beats still able to confirm a candidate
+        self._last_out = 0  # emitted_at of the last beat given out (beats leave in order)
+        self._last_sample = -1  # and its R mark
+        self.n = 0
+
+    def update(self, filtered: np.ndarray, pt_beats: list[Beat]) -> list[Beat]:
+        self.n += len(filtered)
+        keep = len(filtered) + _KEEP
+        self._tail = np.concatenate([self._tail, np.nan_to_num(filtered)])
+        if len(self._tail) > keep:
+            self._tail_start += len(self._tail) - keep
+            self._tail = self._tail[-keep:]
+        self._pt.extend(pt_beats)
+        first = self.probability.steps
+        self._runs(first, self.probability.update(filtered))
+        return self._release(final=False)
+
+    def flush(self, pt_beats: list[Beat]) -> list[Beat]:
+        """Stream over: close the open run and give out every candidate left, decided now."""
+        self._pt.extend(pt_beats)
+        if self._run is not None:
+            self._close(self._run, known_at=self.n)
+            self._run = None
+        return self._release(final=True)
+
+    def _runs(self, first: int, p: np.ndarray) -> None:
+        """Follow the runs of steps at or above WEAK; each run that ends is a candidate."""
+        if len(p) == 0:
+            return
+        above = p >= WEAK
+        if self._run is not None and not above[0]:
+            self._close(self._run, known_at=first * STRIDE + STRIDE)
+            self._run = None
+        edges = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0]))
+        for s, e in zip(edges[::2].tolist(), edges[1::2].tolist()):  # runs [s, e) of this update's steps
+            k = s + int(np.argmax(p[s:e]))
+            run = _Run(first + s, first + k, float(p[k]), self._r_mark(self._tau(first + k)))
+            if s == 0 and self._run is not None:  # the open run goes on
+                run = self._run if self._run.p >= run.p else _Run(self._run.start, run.peak, run.p, run.r)
+            if e < len(p):
+                self._close(run, known_at=(first + e) * STRIDE + STRIDE)
+                self._run = None
+            else:
+                self._run = run
+
+    @staticmethod
+    def _tau(step: int) -> int:
+        """The sample a step speaks of."""
+        return step * STRIDE + STRIDE - 1 - DELAY
+
+    def _close(self, run: _Run, known_at: int) -> None:
+        """A run ended: it is a candidate unless a likelier one lies within REFRACTORY."""
+        tau = self._tau(run.peak)
+        if tau < 0:
+            return
+        for c in self._pending:  # they waited for this run to end
+            if self._tau(run.start) < c.tau + REFRACTORY:
+                c.settled_at = max(c.settled_at, known_at)
+        cand = _Candidate(tau, run.r, run.p, known_at)
+        if self._pending and tau - self._pending[-1].tau < REFRACTORY:
+            if run.p > self._pending[-1].p:
+                self._pending[-1] = cand
+            return
+        self._pending.append(cand)
+
+    def _judged(self, r: int) -> int:
+        """When the quality block holding the end of the QRS around ``r`` is complete."""
+        return (r + REFINE) // self.quality_block * self.quality_block + self.quality_block
+
+    def _r_mark(self, tau: int) -> int:
+        """The largest deflection from the local median within REFINE of the network's peak."""
+        lo = max(tau - REFINE - self._tail_start, 0)
+        seg = self._tail[lo : max(tau + REFINE + 1 - self._tail_start, lo + 1)]
+        return self._tail_start + lo + int(np.argmax(np.abs(seg - np.median(seg))))
+
+    def _release(self, final: bool) -> list[Beat]:
+        """Give out, in order, the candidates nothing to come can change."""
+        out: list[Beat] = []
+        clock = self.probability.steps * STRIDE - 1 - DELAY  # the latest sample the network has spoken of
+        open_from = None if self._run is None else self._tau(self._run.start)
+        while self._pending:
+            c = self._pending[0]
+            unsure = c.p < STRONG or c.tau < RECEPTIVE_FIELD  # the network has not yet its full past
+            if not final:
+                if clock < c.tau + REFRACTORY or (open_from is not None and open_from < c.tau + REFRACTORY):
+                    break
+                if unsure and self.n < c.r + CONFIRM_HORIZON or self.n < self._judged(c.r):
+                    break
+            self._pending.popleft()
+            while self._pt and self._pt[0].sample < c.r - CONFIRM:
+                self._pt.popleft()
+            horizon = c.r + CONFIRM_HORIZON
+            if unsure and not any(abs(b.sample - c.r) <= CONFIRM and b.emitted_at <= horizon for b in self._pt):
+                continue
+            seen_all = (c.tau + REFRACTORY + DELAY + 1 + STRIDE - 1) // STRIDE * STRIDE  # network clock past the refractory
+            t = max(c.settled_at, seen_all, horizon if unsure else 0, self._judged(c.r), self._last_out)
+            t = min(t, self.n) if final else t
+            self._last_out = t
+            # Pan-Tompkins' R mark where it found the beat too (the classifier learnt on its marks),
+            # each of its beats used once and the marks kept in order
+            partner = min((b for b in self._pt if abs(b.sample - c.r) <= CONFIRM and b.emitted_at <= t
+                           and b.sample > self._last_sample), key=lambda b: abs(b.sample - c.r), default=None)
+            if partner is None:
+                beat = Beat(sample=max(c.r, self._last_sample + 1), emitted_at=t)
+            else:
+                self._pt.remove(partner)
+                beat = Beat(sample=partner.sample, emitted_at=t, search_back=partner.search_back)
+            self._last_sample = beat.sample
+            out.append(beat)
+        floor = min([c.r for c in self._pending] + [clock if open_from is None else open_from]) - REFINE - CONFIRM
+        while self._pt and self._pt[0].sample < floor:  # too early to confirm any candidate to come
+            self._pt.popleft()
+        return out
