@@ -31,10 +31,14 @@ from ecg_monitor.detector.quality import BlockQuality, fast_median, shifted_shap
 from ecg_monitor.detector.ringbuffer import RingBuffer
 
 
+#: Noise ratio (``quality.py``) above which there is noise between the beats.
+NOISE_BETWEEN_BEATS = 0.07
+
+
 @dataclass(frozen=True)
 class AdvisoryConfig:
     window_s: float = 10.0  # look-back of both signs
-    ratio: float = 0.07  # median noise ratio above this: noise between the beats
+    ratio: float = NOISE_BETWEEN_BEATS  # median noise ratio above this: noise between the beats
     unlike: float = 0.02  # median (1 - best correlation) of the beats above this: distorted beats
     partners_s: float = 6.0  # a beat is compared with the beats this far before it
     min_beats: int = 3  # fewer beats in the window say nothing about their likeness

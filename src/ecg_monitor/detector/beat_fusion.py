@@ -3,9 +3,10 @@
 Why two detectors: Pan-Tompkins finds beats on clean signal superbly but counts noise spikes as
 beats; the network (``qrs_net.py``), trained on noisy ECG, tells QRS complexes from artifact far
 better but misses a few odd beats Pan-Tompkins finds. So a beat is where the network's
-probability rises above ``WEAK`` and either its peak reaches ``STRONG`` or Pan-Tompkins found a
-beat within ``CONFIRM`` samples; beats Pan-Tompkins finds where the network sees nothing are
-dropped. For the first 2.1 s of a stream (the network's receptive field, its past taken as
+probability rises above ``WEAK`` and Pan-Tompkins found a beat within ``CONFIRM`` samples, or,
+in signal with noise between the beats (the "ECG noisy" advisory's noise ratio), where the
+network's peak reaches ``STRONG`` alone; beats Pan-Tompkins finds where the network sees nothing
+are dropped. For the first 2.1 s of a stream (the network's receptive field, its past taken as
 zeros until then) every beat needs Pan-Tompkins' confirmation. The thresholds were fixed before any MIT-BIH record was scored, not tuned on them.
 
 Causal and chunk-invariant: a candidate is given out once nothing still to come can change it
@@ -21,14 +22,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ecg_monitor.detector.advisory import NOISE_BETWEEN_BEATS
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.qrs_net import DELAY, RECEPTIVE_FIELD, STRIDE, StreamingQRSProbability
+from ecg_monitor.detector.quality import Readability
 
-STRONG = 0.5  # the network alone vouches for a beat
+STRONG = 0.5  # the network alone vouches for a beat (in noisy signal)
 WEAK = 0.2  # the network sees something; Pan-Tompkins must agree
 CONFIRM = 27  # samples (75 ms) between the two detectors' R marks that count as agreement
 REFRACTORY = 72  # samples (200 ms): of two peaks closer than this only the likelier is a beat
 REFINE = 25  # samples (70 ms) either side of the network's peak where the R mark is sought
+#: Noise ratio of the block holding a beat above which the network alone may vouch for it: the
+#: "ECG noisy" advisory's level. On clean signal Pan-Tompkins finds every beat the network finds.
+ALONE_NOISE_RATIO = NOISE_BETWEEN_BEATS
 CONFIRM_HORIZON = 144  # samples (400 ms) after an R mark by which Pan-Tompkins has decided on it
 _KEEP = 1024  # filtered samples kept for placing R marks
 
@@ -55,8 +61,10 @@ class BeatFusion:
     """One ``update`` per chunk: the chunk's display-band samples and Pan-Tompkins' new beats in,
     the fused beats that are final out."""
 
-    def __init__(self, probability: StreamingQRSProbability | None = None, quality_block: int = 1) -> None:
+    def __init__(self, readability: Readability, quality_block: int,
+                 probability: StreamingQRSProbability | None = None) -> None:
         self.probability = probability or StreamingQRSProbability()
+        self.readability = readability  # Pan-Tompkins' verdicts on the blocks
         self.quality_block = quality_block  # a beat waits until the block holding its QRS is judged
         self._tail = np.zeros(0)  # the last filtered samples, for R marks
         self._tail_start = 0
@@ -96,9 +104,11 @@ class BeatFusion:
             self._close(self._run, known_at=first * STRIDE + STRIDE)
             self._run = None
         edges = np.flatnonzero(np.diff(np.r_[0, above.astype(np.int8), 0]))
-        for s, e in zip(edges[::2].tolist(), edges[1::2].tolist()):  # runs [s, e) of this update's steps
-            k = s + int(np.argmax(p[s:e]))
-            run = _Run(first + s, first + k, float(p[k]), self._r_mark(self._tau(first + k)))
+        starts, ends = edges[::2].tolist(), edges[1::2].tolist()  # runs [s, e) of this update's steps
+        peaks = [s + int(np.argmax(p[s:e])) for s, e in zip(starts, ends)]
+        marks = self._r_marks([self._tau(first + k) for k in peaks])
+        for s, e, k, r in zip(starts, ends, peaks, marks):
+            run = _Run(first + s, first + k, float(p[k]), r)
             if s == 0 and self._run is not None:  # the open run goes on
                 run = self._run if self._run.p >= run.p else _Run(self._run.start, run.peak, run.p, run.r)
             if e < len(p):
@@ -131,11 +141,22 @@ class BeatFusion:
         """When the quality block holding the end of the QRS around ``r`` is complete."""
         return (r + REFINE) // self.quality_block * self.quality_block + self.quality_block
 
-    def _r_mark(self, tau: int) -> int:
-        """The largest deflection from the local median within REFINE of the network's peak."""
-        lo = max(tau - REFINE - self._tail_start, 0)
-        seg = self._tail[lo : max(tau + REFINE + 1 - self._tail_start, lo + 1)]
-        return self._tail_start + lo + int(np.argmax(np.abs(seg - np.median(seg))))
+    def _r_marks(self, taus: list[int]) -> list[int]:
+        """Per network peak, the largest deflection from the local median within REFINE of it
+        (all of an update's peaks at once; those by the stream's start one by one)."""
+        if not taus:
+            return []
+        at = np.asarray(taus) - REFINE - self._tail_start
+        whole = at >= 0
+        marks = np.empty(len(taus), dtype=np.int64)
+        if whole.any():
+            seg = self._tail[at[whole, None] + np.arange(2 * REFINE + 1)]
+            dev = np.abs(seg - np.median(seg, axis=1, keepdims=True))
+            marks[whole] = self._tail_start + at[whole] + np.argmax(dev, axis=1)
+        for i in np.flatnonzero(~whole):  # the first samples of the stream
+            seg = self._tail[: max(at[i] + 2 * REFINE + 1, 1)]
+            marks[i] = self._tail_start + int(np.argmax(np.abs(seg - np.median(seg))))
+        return marks.tolist()
 
     def _release(self, final: bool) -> list[Beat]:
         """Give out, in order, the candidates nothing to come can change."""
@@ -165,6 +186,8 @@ class BeatFusion:
             partner = min((b for b in self._pt if abs(b.sample - c.r) <= CONFIRM and b.emitted_at <= t
                            and b.sample > self._last_sample), key=lambda b: abs(b.sample - c.r), default=None)
             if partner is None:
+                if self.readability.noise_over(c.r - REFINE, c.r + REFINE, t) <= ALONE_NOISE_RATIO:
+                    continue  # clean signal, where Pan-Tompkins misses nothing: a P wave or a T wave
                 beat = Beat(sample=max(c.r, self._last_sample + 1), emitted_at=t)
             else:
                 self._pt.remove(partner)

@@ -62,7 +62,8 @@ class DetectorPipeline:
             model = shipped_qrs_model() if qrs_model == SHIPPED else qrs_model
             if model.fs != fs:
                 raise ValueError(f"the QRS network works at {model.fs} Hz, the pipeline at {fs} Hz")
-            self.fusion = BeatFusion(StreamingQRSProbability(model), int(round(QUALITY_BLOCK_S * fs)))
+            self.fusion = BeatFusion(self.detector.readability, int(round(QUALITY_BLOCK_S * fs)),
+                                     StreamingQRSProbability(model))
         self.classifier = shipped_classifier() if classifier == SHIPPED else classifier
         self.features: BeatFeatureExtractor | None = None
         if self.classifier is not None:

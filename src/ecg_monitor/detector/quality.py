@@ -316,15 +316,17 @@ class Readability:
         self._starts: list[int] = []
         self._stops: list[int] = []  # increasing: the last block by a time is a bisection
         self._unreadable: list[bool] = []
+        self._ratios: list[float] = []
 
     def new_update(self) -> None:
-        for kept in (self._starts, self._stops, self._unreadable):
+        for kept in (self._starts, self._stops, self._unreadable, self._ratios):
             del kept[: -self.KEEP]
 
     def add(self, block: JudgedBlock) -> None:
         self._starts.append(block.start)
         self._stops.append(block.stop)
         self._unreadable.append(block.quality.unreadable)
+        self._ratios.append(block.quality.noise_ratio)
 
     def unreadable_at(self, t: int) -> bool:
         """Whether the last block judged by time ``t`` (ending at or before it) was unreadable."""
@@ -333,8 +335,17 @@ class Readability:
 
     def unreadable_over(self, first: int, last: int, t: int) -> bool:
         """Whether a block judged by time ``t`` that holds any of samples ``first..last`` was unreadable."""
+        return any(u for u, _ in self._over(first, last, t))
+
+    def noise_over(self, first: int, last: int, t: int) -> float:
+        """The largest noise ratio of the blocks judged by time ``t`` that hold any of samples
+        ``first..last`` (infinite if one was unreadable, 0 if none is judged)."""
+        return max((np.inf if u else r for u, r in self._over(first, last, t)), default=0.0)
+
+    def _over(self, first: int, last: int, t: int) -> list[tuple[bool, float]]:
         i = bisect_right(self._stops, t)
-        return any(u for a, b, u in zip(self._starts[:i], self._stops[:i], self._unreadable[:i]) if a <= last and b > first)
+        return [(u, r) for a, b, u, r in zip(self._starts[:i], self._stops[:i], self._unreadable[:i], self._ratios[:i])
+                if a <= last and b > first]
 
 
 class BlockQualityStream:

@@ -62,17 +62,23 @@ def read_svdb(folder: Path) -> list[Lead]:
     return leads
 
 
+def unused_spans(length: int) -> list[tuple[int, int]]:
+    """The stretches of a noise record that nst's protocol never adds to a record of ``length``
+    samples (the noise is aligned with the record from its start), long enough for a window."""
+    unused = np.r_[0, (~nst_mask(length, FS)).astype(np.int8), 0]
+    edges = np.flatnonzero(np.diff(unused))
+    return [(int(s), int(e)) for s, e in zip(edges[::2], edges[1::2]) if e - s > WINDOW]
+
+
 def read_noise(folder: Path) -> dict[str, list[np.ndarray]]:
-    """Per kind, the pieces of both channels that nst's protocol never adds to a record."""
+    """Per kind, both channels of the stretches the stress test never uses."""
     import wfdb
 
     pieces: dict[str, list[np.ndarray]] = {}
     for kind in NOISE_KINDS:
         sig = wfdb.rdrecord(str(folder / kind)).p_signal
-        unused = np.r_[0, (~nst_mask(len(sig), FS)).astype(np.int8), 0]
-        edges = np.flatnonzero(np.diff(unused))
-        pieces[kind] = [sig[s:e, ch].astype(np.float32) for s, e in zip(edges[::2], edges[1::2])
-                        if e - s > WINDOW for ch in range(sig.shape[1])]
+        pieces[kind] = [sig[s:e, ch].astype(np.float32) for s, e in unused_spans(len(sig))
+                        for ch in range(sig.shape[1])]
     return pieces
 
 
@@ -150,7 +156,7 @@ def train(leads: list[Lead], noise: dict[str, list[np.ndarray]], steps: int, see
                 val = float(loss_of(net, vx, vt))
             if val < best:
                 best, best_state = val, {k: v.clone() for k, v in net.state_dict().items()}
-            log.append(f"step {i + 1}: train loss {float(loss):.4f}, held-out loss {val:.4f}{' (best)' if val == best else ''}, {time.time() - t0:.0f} s")
+            log.append(f"step {i + 1}: train loss {loss.item():.4f}, held-out loss {val:.4f}{' (best)' if val == best else ''}, {time.time() - t0:.0f} s")
             print(log[-1], flush=True)
     net.load_state_dict(best_state)
     return net, log
