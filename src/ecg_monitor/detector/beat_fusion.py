@@ -29,7 +29,7 @@ from ecg_monitor.detector.quality import Readability
 
 STRONG = 0.5  # the network alone vouches for a beat (in noisy signal)
 WEAK = 0.2  # the network sees something; Pan-Tompkins must agree
-CONFIRM = 27  # samples (75 ms) between the two detectors' R marks that count as agreement
+CONFIRM = 54  # samples (150 ms, EC57's match window) between two R marks of the same beat
 REFRACTORY = 72  # samples (200 ms): of two peaks closer than this only the likelier is a beat
 REFINE = 25  # samples (70 ms) either side of the network's peak where the R mark is sought
 #: Noise ratio of the block holding a beat above which the network alone may vouch for it: the
