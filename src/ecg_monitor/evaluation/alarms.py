@@ -51,6 +51,7 @@ from ecg_monitor.evaluation.noise import _noise_dir
 from ecg_monitor.replay import iter_chunks, parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise, nst_mask
 from ecg_monitor.replay.records import Record
+from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
 
 BEFORE_S, AFTER_S = 2.0, 10.0
 SHORT = {"asystole": "ASY", "extreme_bradycardia": "BRADY", "extreme_tachycardia": "TACHY",
@@ -133,9 +134,10 @@ def relabel(beats: list[Beat], ref: Reference, fs: float) -> list[Beat]:
     return [Beat(b.sample, b.emitted_at, str(lab), b.search_back) for b, lab in zip(beats, labels)]
 
 
-def detected_episodes(signal: np.ndarray, fs: float, chunk_size: int, ref: Reference | None = None) -> list[Episode]:
+def detected_episodes(signal: np.ndarray, fs: float, chunk_size: int, ref: Reference | None = None,
+                      qrs_model: str | None = None) -> list[Episode]:
     """Run the pipeline and the alarm engine over a signal; with ``ref``, oracle labels."""
-    pipeline = DetectorPipeline(fs)
+    pipeline = DetectorPipeline(fs, qrs_model=qrs_model)
     chunks = list(iter_chunks(signal, chunk_size))
     outs = [pipeline.update(c) for c in chunks]
     if ref is not None:
@@ -284,6 +286,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder with WFDB records (default: $ECG_MONITOR_DATA, else PhysioNet)")
     p.add_argument("--records", default="all", help="all, ds1, ds2 or a comma list such as 203,207")
     p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline")
+    add_qrs_net_option(p)
     p.add_argument("--labels", choices=("pipeline", "reference"), default="pipeline",
                    help="beat labels for the alarm rules: the classifier's, or the matched annotation's")
     p.add_argument("--noise", choices=("em", "ma", "bw"),
@@ -306,7 +309,8 @@ def run(args: argparse.Namespace) -> int:
         ref = read_reference(record, args.data_dir)
         signal = record.signal if noise is None else add_noise(record.signal, ref.samples, noise, record.fs, args.snr)
         reference = reference_episodes(ref, record.fs, len(signal))
-        detected = detected_episodes(signal, record.fs, args.chunk_size, ref if args.labels == "reference" else None)
+        detected = detected_episodes(signal, record.fs, args.chunk_size, ref if args.labels == "reference" else None,
+                                     qrs_option(args))
         s = score(reference, detected, record.fs)
         missed = ""
         if noise is not None:

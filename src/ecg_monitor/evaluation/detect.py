@@ -26,6 +26,7 @@ from ecg_monitor.evaluation.ec57 import (
 from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
+from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
 
 #: Annotation symbol written for each AAMI class in WFDB output (bxb maps A to S).
 WFDB_SYMBOL = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -45,18 +46,19 @@ class RecordResult:
     peer_seconds: float = 0.0
 
 
-def detect_record(record: Record, chunk_size: int) -> tuple[list[Beat], float]:
+def detect_record(record: Record, chunk_size: int, qrs_model: str | None = None) -> tuple[list[Beat], float]:
     """Stream a record through a fresh pipeline in chunks; return beats and compute seconds."""
     t0 = time.perf_counter()
-    beats, _ = run_signal(record.signal, record.fs, chunk=chunk_size)
+    beats, _ = run_signal(record.signal, record.fs, chunk=chunk_size, qrs_model=qrs_model)
     return beats, time.perf_counter() - t0
 
 
-def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str | None = None) -> RecordResult:
+def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str | None = None,
+                    qrs_model: str | None = None) -> RecordResult:
     """Read a record, run the pipeline (and ``peer``, if named) over it and score it against its annotations."""
     record = read_record(name, data_dir)
     reference = reference_beats(record, data_dir)
-    result = evaluate_signal(name, record, reference, chunk_size)
+    result = evaluate_signal(name, record, reference, chunk_size, qrs_model)
     if peer is not None:
         t0 = time.perf_counter()
         peaks = PEERS[peer](record.signal, record.fs)
@@ -66,9 +68,10 @@ def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str 
     return result
 
 
-def evaluate_signal(name: str, record: Record, reference: ReferenceBeats, chunk_size: int) -> RecordResult:
+def evaluate_signal(name: str, record: Record, reference: ReferenceBeats, chunk_size: int,
+                    qrs_model: str | None = None) -> RecordResult:
     """Run the pipeline over ``record`` (possibly altered, e.g. noisy) and score it."""
-    beats, seconds = detect_record(record, chunk_size)
+    beats, seconds = detect_record(record, chunk_size, qrs_model)
     ref, vf = reference.samples, reference.flutter
     det = np.array([b.sample for b in beats], dtype=np.int64)
     return RecordResult(
@@ -160,6 +163,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", type=Path, help="write <record>.csv (or .test) beat files here")
     p.add_argument("--chunk-size", type=int, default=36000,
                    help="samples per chunk fed to the pipeline; beats do not depend on it (tested), only speed")
+    add_qrs_net_option(p)
     p.add_argument("--format", choices=("csv", "wfdb"), default="csv",
                    help="beat file format: csv, or wfdb <record>.test annotations for bxb")
     p.add_argument("--peer", choices=sorted(PEERS),
@@ -170,7 +174,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = parse_record_spec(args.records)
-    jobs = [(name, args.data_dir, args.chunk_size, args.peer) for name in names]
+    jobs = [(name, args.data_dir, args.chunk_size, args.peer, qrs_option(args)) for name in names]
     results = []
     with get_context("fork").Pool(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for i, r in enumerate(pool.imap(_evaluate_job, jobs) if pool else map(_evaluate_job, jobs), 1):

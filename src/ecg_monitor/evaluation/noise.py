@@ -26,6 +26,7 @@ from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise
 from ecg_monitor.replay.records import resolve_data_dir
+from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
 
 #: Targets of issue 11 per SNR (dB): (Se, +P) in %.
 TARGETS = {6.0: (99.0, 95.0), 0.0: (95.0, 85.0)}
@@ -62,13 +63,13 @@ def _noise(kind: str, noise_dir: Path | None) -> np.ndarray:
 
 
 def stress_record(job: tuple[str, str, float], data_dir: str | None, noise_dir: Path | None,
-                  chunk: int, peer: str | None) -> StressResult:
+                  chunk: int, peer: str | None, qrs_model: str | None = None) -> StressResult:
     """Add the noise to one record, detect, and score ours (and the peer)."""
     name, kind, snr = job
     rec = read_record(name, data_dir)
     ref = reference_beats(rec, data_dir)
     x = add_noise(rec.signal, ref.samples, _noise(kind, noise_dir), rec.fs, snr, ref.symbols)
-    outs = list(stream_signal(x, rec.fs, classifier=None, chunk=chunk))  # labels do not change the scores
+    outs = list(stream_signal(x, rec.fs, classifier=None, chunk=chunk, qrs_model=qrs_model))  # labels do not change the scores
     det = np.array([b.sample for o in outs for b in o.beats], dtype=np.int64)
     start = int(SKIP_S * rec.fs)
     spans = unreadable_spans(outs)
@@ -96,6 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="write a PNG of Se and +P against SNR here")
     p.add_argument("--jobs", type=int, default=1, help="records processed in parallel (default: 1)")
     p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline (default: 360)")
+    add_qrs_net_option(p)
     p.set_defaults(func=run)
 
 
@@ -193,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     snrs = [float(s) for s in args.snr.split(",") if s.strip()]
     jobs = [(n, k, s) for k in kinds for s in snrs for n in names]
     work = partial(stress_record, data_dir=args.data_dir, noise_dir=_noise_dir(args),
-                   chunk=args.chunk_size, peer=args.peer)
+                   chunk=args.chunk_size, peer=args.peer, qrs_model=qrs_option(args))
     results = []
     with Pool(args.jobs) if args.jobs > 1 else nullcontext() as pool:
         for i, r in enumerate(pool.imap(work, jobs) if pool else map(work, jobs), 1):
