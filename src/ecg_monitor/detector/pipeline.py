@@ -32,7 +32,7 @@ class PipelineOutput:
 
 
 class DetectorPipeline:
-    """Filters -> Pan-Tompkins and the QRS network, fused -> beat classifier; a single
+    """Filters -> Pan-Tompkins (optionally fused with the QRS network) -> beat classifier; a single
     ``update()`` per chunk.
 
     The beats are Pan-Tompkins'; with a ``qrs_model`` (``SHIPPED``: the packaged network) they
@@ -90,11 +90,10 @@ class DetectorPipeline:
     def _never_guess(self, beats: list[Beat]) -> list[Beat]:
         """Label Q the beats given out while the last block judged by then was unreadable, and
         (fused beats, which wait for it) those whose QRS touches an unreadable block."""
-        judged = self.detector.readability
-        near = REFINE if self.fusion is not None else -1
+        judged, fused = self.detector.readability, self.fusion is not None
         return [b.labelled(UNCLASSIFIED, None, b.short_history)
                 if b.label != UNCLASSIFIED and (judged.unreadable_at(b.emitted_at) or (
-                    near >= 0 and judged.unreadable_over(b.sample - near, b.sample + near, b.emitted_at)))
+                    fused and judged.unreadable_over(b.sample - REFINE, b.sample + REFINE, b.emitted_at)))
                 else b for b in beats]
 
     def flush(self) -> list[Beat]:

@@ -313,39 +313,32 @@ class Readability:
     KEEP = 8  # blocks (4 s): longer than any beat waits for its label
 
     def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._stops: list[int] = []  # increasing: the last block by a time is a bisection
-        self._unreadable: list[bool] = []
-        self._ratios: list[float] = []
+        self._blocks: list[JudgedBlock] = []
+        self._stops: list[int] = []  # theirs, increasing: the last block by a time is a bisection
 
     def new_update(self) -> None:
-        for kept in (self._starts, self._stops, self._unreadable, self._ratios):
-            del kept[: -self.KEEP]
+        del self._blocks[: -self.KEEP], self._stops[: -self.KEEP]
 
     def add(self, block: JudgedBlock) -> None:
-        self._starts.append(block.start)
+        self._blocks.append(block)
         self._stops.append(block.stop)
-        self._unreadable.append(block.quality.unreadable)
-        self._ratios.append(block.quality.noise_ratio)
 
     def unreadable_at(self, t: int) -> bool:
         """Whether the last block judged by time ``t`` (ending at or before it) was unreadable."""
         i = bisect_right(self._stops, t) - 1
-        return i >= 0 and self._unreadable[i]
+        return i >= 0 and self._blocks[i].quality.unreadable
 
     def unreadable_over(self, first: int, last: int, t: int) -> bool:
         """Whether a block judged by time ``t`` that holds any of samples ``first..last`` was unreadable."""
-        return any(u for u, _ in self._over(first, last, t))
+        return any(q.unreadable for q in self._over(first, last, t))
 
     def noise_over(self, first: int, last: int, t: int) -> float:
         """The largest noise ratio of the blocks judged by time ``t`` that hold any of samples
         ``first..last`` (infinite if one was unreadable, 0 if none is judged)."""
-        return max((np.inf if u else r for u, r in self._over(first, last, t)), default=0.0)
+        return max((np.inf if q.unreadable else q.noise_ratio for q in self._over(first, last, t)), default=0.0)
 
-    def _over(self, first: int, last: int, t: int) -> list[tuple[bool, float]]:
-        i = bisect_right(self._stops, t)
-        return [(u, r) for a, b, u, r in zip(self._starts[:i], self._stops[:i], self._unreadable[:i], self._ratios[:i])
-                if a <= last and b > first]
+    def _over(self, first: int, last: int, t: int) -> list[BlockQuality]:
+        return [j.quality for j in self._blocks[: bisect_right(self._stops, t)] if j.start <= last and j.stop > first]
 
 
 class BlockQualityStream:

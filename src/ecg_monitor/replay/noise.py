@@ -51,12 +51,16 @@ def noise_rms(noise: np.ndarray, fs: float) -> float:
     return float(trim_mean(rms, TRIM))
 
 
+def gain_for(qrs_pp: float, rms: float, snr_db: float) -> float:
+    """Gain ``a`` for noise of RMS ``rms`` so that SNR = 10 log10(S / (N a**2)) = ``snr_db``, with
+    S = qrs_pp**2 / 8 and N = rms**2."""
+    return float(np.sqrt(qrs_pp**2 / 8.0 / (rms**2 * 10 ** (snr_db / 10.0))))
+
+
 def noise_gain(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: float, snr_db: float,
                symbols: np.ndarray | None = None) -> float:
     """Gain ``a`` for the noise so that SNR = 10 log10(S / (N a**2)) = ``snr_db``."""
-    s = qrs_size(signal, r_samples, fs, symbols) ** 2 / 8.0
-    n = noise_rms(noise, fs) ** 2
-    return float(np.sqrt(s / (n * 10 ** (snr_db / 10.0))))
+    return gain_for(qrs_size(signal, r_samples, fs, symbols), noise_rms(noise, fs), snr_db)
 
 
 def nst_mask(length: int, fs: float) -> np.ndarray:
@@ -75,7 +79,12 @@ def add_noise(signal: np.ndarray, r_samples: np.ndarray, noise: np.ndarray, fs: 
     gain = noise_gain(signal, r_samples, noise, fs, snr_db, symbols)
     tiled = np.resize(noise, len(signal))  # repeats the noise record from its start
     a = np.where(nst_mask(len(signal), fs), gain, 0.0)
-    changes = np.flatnonzero(np.diff(a)) + 1
-    steps = np.zeros(len(signal))
-    steps[changes] = (a[changes - 1] - a[changes]) * tiled[changes]  # b cancels each gain step
-    return signal + a * tiled + np.cumsum(steps)
+    return signal + a * tiled + step_offsets(tiled, a)
+
+
+def step_offsets(noise: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """nst's offset ``b`` for ``gains * noise``: recomputed at each gain change so the sum does not step."""
+    changes = np.flatnonzero(np.diff(gains)) + 1
+    steps = np.zeros(len(gains))
+    steps[changes] = (gains[changes - 1] - gains[changes]) * noise[changes]
+    return np.cumsum(steps)

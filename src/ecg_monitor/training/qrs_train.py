@@ -27,7 +27,8 @@ from scipy.signal import resample_poly, sosfilt, sosfilt_zi
 from ecg_monitor.detector.filters import design_display_filter
 from ecg_monitor.detector.qrs_net import DELAY, FS, MODEL_DIR, RECEPTIVE_FIELD, STRIDE
 from ecg_monitor.evaluation.ec57 import BEAT_SYMBOLS
-from ecg_monitor.replay.noise import noise_rms, nst_mask, qrs_size
+from ecg_monitor.replay.noise import gain_for, noise_rms, nst_mask, qrs_size, step_offsets
+from ecg_monitor.training.dataset import check_training_records, folder_records
 from ecg_monitor.training.export import OPSET, quantize_int8
 from ecg_monitor.training.qrs_model import QRSNet, step_ends, targets
 
@@ -51,7 +52,7 @@ def read_svdb(folder: Path) -> list[Lead]:
     import wfdb
 
     leads = []
-    for name in (folder / "RECORDS").read_text().split():
+    for name in check_training_records(folder_records(folder)):  # never SVDB's test half
         rec, ann = wfdb.rdrecord(str(folder / name)), wfdb.rdann(str(folder / name), "atr")
         sym = np.asarray(ann.symbol)
         beat = np.isin(sym, sorted(BEAT_SYMBOLS))
@@ -112,16 +113,13 @@ class Windows:
         piece = self.noise[kind][rng.integers(len(self.noise[kind]))]
         o = int(rng.integers(0, len(piece) - WINDOW))
         nz = piece[o : o + WINDOW].astype(np.float64)
-        gain = np.sqrt((qrs_pp**2 / 8) / (self.rms[kind] ** 2 * 10 ** (rng.uniform(*SNR_DB) / 10)))
+        gain = gain_for(qrs_pp, self.rms[kind], rng.uniform(*SNR_DB))
         if rng.random() >= 0.3:
             return gain * nz
         env = np.full(WINDOW, gain)
         t0, t1 = np.sort(rng.integers(0, WINDOW, 2))
         env[:t0] = env[t1:] = 0.0
-        changes = np.flatnonzero(np.diff(env)) + 1
-        steps = np.zeros(WINDOW)
-        steps[changes] = (env[changes - 1] - env[changes]) * nz[changes]
-        return env * nz + np.cumsum(steps)
+        return env * nz + step_offsets(nz, env)
 
     def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ts = zip(*(self.one() for _ in range(n)))
