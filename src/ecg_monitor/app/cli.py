@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.remote_source and not args.chunks_endpoint:
             raise SourceError("--remote-source needs --chunks-endpoint, e.g. tcp://0.0.0.0:5555")
         source = None if args.remote_source else open_source(args)
-        DetectorPipeline(source.fs if source else PIPELINE_FS)  # the beat classifier loads before anything starts
+        DetectorPipeline(source.fs if source else PIPELINE_FS)  # the models load before anything starts
         prepare_outputs(args)
         check_view(args)
     except (SourceError, RecordError, ModelError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""Beats from the learned QRS network, confirmed by Pan-Tompkins (opt-in: ``qrs_model``).
+"""Beats from the learned QRS network, confirmed by Pan-Tompkins (the pipeline's default).
 
 Why two detectors: Pan-Tompkins finds beats on clean signal superbly but counts noise spikes as
 beats; the network (``qrs_net.py``), trained on noisy ECG, tells QRS complexes from artifact far
@@ -6,14 +6,17 @@ better but misses a few odd beats Pan-Tompkins finds. So a beat is where the net
 probability rises above ``WEAK`` and Pan-Tompkins found a beat within ``CONFIRM`` samples, or,
 in signal with noise between the beats (the "ECG noisy" advisory's noise ratio), where the
 network's peak reaches ``STRONG`` alone; beats Pan-Tompkins finds where the network sees nothing
-are dropped. For the first 2.1 s of a stream (the network's receptive field, its past taken as
-zeros until then) every beat needs Pan-Tompkins' confirmation. ``STRONG`` and ``WEAK`` were fixed
-before any MIT-BIH record was scored; ``CONFIRM`` (first 75 ms) and the noise condition came
-from full runs on MIT-BIH (see the README).
+are dropped. Pan-Tompkins is waited for: up to ``CONFIRM_HORIZON`` in noise, where its late beats
+are noise, and up to ``PT_WAIT`` in clean signal, where a search-back may bring the partner of a
+beat long after it (there the network alone never vouches for a beat). For the first 2.1 s of a
+stream (the network's receptive field, its past taken as zeros until then) every beat needs
+Pan-Tompkins' confirmation. ``STRONG`` and ``WEAK`` were fixed before any MIT-BIH record was
+scored; ``CONFIRM`` (first 75 ms), the noise condition and the wait in clean signal came from
+full runs on MIT-BIH (see the README).
 
 Causal and chunk-invariant: a candidate is given out once nothing still to come can change it
-(no later peak within ``REFRACTORY``; for an unsure one, Pan-Tompkins' decisions up to
-``CONFIRM_HORIZON`` after it), and its ``emitted_at`` is that sample, computed from sample
+(no later peak within ``REFRACTORY``; for one that needs Pan-Tompkins, its first beat from the
+candidate on or the end of the wait), and its ``emitted_at`` is that sample, computed from sample
 indices alone; beats leave in sample order.
 """
 
@@ -37,7 +40,10 @@ REFINE = 25  # samples (70 ms) either side of the network's peak where the R mar
 #: Noise ratio of the block holding a beat above which the network alone may vouch for it: the
 #: "ECG noisy" advisory's level. On clean signal the network's lone peaks were mostly P or T waves.
 ALONE_NOISE_RATIO = NOISE_BETWEEN_BEATS
-CONFIRM_HORIZON = 144  # samples (400 ms) after an R mark by which Pan-Tompkins has decided on it
+CONFIRM_HORIZON = 144  # samples (400 ms) after an R mark by which Pan-Tompkins decides on it, bar search-backs
+#: Samples (2 s) after a QRS in clean signal Pan-Tompkins is waited for: a search-back (at 1.66 mean
+#: RR after its last beat) finds a missed beat within 0.66 RR + its refractory of it, for rates down to 40/min.
+PT_WAIT = 720
 _KEEP = 1024  # filtered samples kept for placing R marks
 
 
@@ -168,28 +174,28 @@ class BeatFusion:
         while self._pending:
             c = self._pending[0]
             unsure = c.p < STRONG or c.tau < RECEPTIVE_FIELD  # the network has not yet its full past
-            if not final:
-                if clock < c.tau + REFRACTORY or (open_from is not None and open_from < c.tau + REFRACTORY):
-                    break
-                if unsure and self.n < c.r + CONFIRM_HORIZON or self.n < self._judged(c.r):
-                    break
-            self._pending.popleft()
+            if not final and (clock < c.tau + REFRACTORY or (open_from is not None and open_from < c.tau + REFRACTORY)
+                              or self.n < self._judged(c.r)):
+                break
+            seen_all = (c.tau + REFRACTORY + DELAY + 1 + STRIDE - 1) // STRIDE * STRIDE  # network clock past the refractory
+            t = max(c.settled_at, seen_all, self._judged(c.r), self._last_out)
+            t = min(t, self.n) if final else t
             while self._pt and self._pt[0].sample < c.r - CONFIRM:
                 self._pt.popleft()
-            horizon = c.r + CONFIRM_HORIZON
-            near = [b for b in self._pt if abs(b.sample - c.r) <= CONFIRM]
-            if unsure and not any(b.emitted_at <= horizon for b in near):
-                continue
-            seen_all = (c.tau + REFRACTORY + DELAY + 1 + STRIDE - 1) // STRIDE * STRIDE  # network clock past the refractory
-            t = max(c.settled_at, seen_all, horizon if unsure else 0, self._judged(c.r), self._last_out)
-            t = min(t, self.n) if final else t
-            self._last_out = t
             # Pan-Tompkins' R mark where it found the beat too (the classifier learnt on its marks),
             # each of its beats used once and the marks kept in order
-            partner = min((b for b in near if b.emitted_at <= t and b.sample > self._last_sample),
-                          key=lambda b: abs(b.sample - c.r), default=None)
+            clean = self._clean(c.r, t)
+            if unsure or clean:  # Pan-Tompkins must have its say
+                decided, partner, t = self._pt_verdict(c.r, t, PT_WAIT if clean else CONFIRM_HORIZON, final)
+                if not decided:
+                    break
+            else:
+                partner = min((b for b in self._pt if abs(b.sample - c.r) <= CONFIRM and b.sample > self._last_sample
+                               and b.emitted_at <= t), key=lambda b: abs(b.sample - c.r), default=None)
+            self._pending.popleft()
+            self._last_out = t
             if partner is None:
-                if self.readability.noise_over(c.r - REFINE, c.r + REFINE, t) <= ALONE_NOISE_RATIO:
+                if unsure or clean:
                     continue  # clean signal: the network's lone peaks there were P or T waves
                 beat = Beat(sample=max(c.r, self._last_sample + 1), emitted_at=t)
             else:
@@ -201,3 +207,22 @@ class BeatFusion:
         while self._pt and self._pt[0].sample < floor:  # too early to confirm any candidate to come
             self._pt.popleft()
         return out
+
+    def _clean(self, r: int, t: int) -> bool:
+        """Whether the blocks judged by ``t`` around the QRS at ``r`` have little noise between beats."""
+        return self.readability.noise_over(r - REFINE, r + REFINE, t) <= ALONE_NOISE_RATIO
+
+    def _pt_verdict(self, r: int, t: int, wait: int, final: bool) -> tuple[bool, Beat | None, int]:
+        """Pan-Tompkins' say on a QRS at ``r`` whose decision is due at ``t``: whether it is known
+        yet, its beat there if any, and when that was known. Its beats come in sample order, so
+        its first beat from ``r - CONFIRM`` on is the partner if within CONFIRM, and shows it
+        found none if beyond; a search-back may bring the partner long after the QRS, so it is
+        waited for up to ``wait`` samples (the same answer for any chunking: the beats it decided
+        up to the newest sample have all arrived)."""
+        first = min((b for b in self._pt if b.sample >= r - CONFIRM and b.sample > self._last_sample),
+                    key=lambda b: b.emitted_at, default=None)
+        if first is not None and first.emitted_at <= r + wait:
+            return True, first if first.sample <= r + CONFIRM else None, max(t, first.emitted_at)
+        if final:
+            return True, None, min(max(t, r + wait), self.n)
+        return self.n >= r + wait, None, max(t, r + wait)

@@ -28,7 +28,8 @@ INPUT_NAMES = ("morphology", "rhythm")
 
 
 class ModelError(Exception):
-    """The classifier model or its metadata is missing, damaged or does not fit the runtime."""
+    """A packaged model (the beat classifier and its metadata, or the QRS network) is missing,
+    damaged or does not fit the runtime."""
 
 
 def load_metadata(path: str | Path) -> dict:

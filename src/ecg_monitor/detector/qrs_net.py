@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ecg_monitor.detector.classifier import ModelError
+
 MODEL_DIR = Path(__file__).with_name("models")
 SHIPPED_QRS_MODEL = MODEL_DIR / "qrs_net.onnx"
 
@@ -30,8 +32,9 @@ RECEPTIVE_FIELD = FIRST_KERNEL + STRIDE * 2 * sum(DILATIONS)
 FS = 360.0
 
 
-class QRSModelError(Exception):
-    """The QRS network file is missing, damaged or does not fit this runtime."""
+class QRSModelError(ModelError):
+    """The QRS network file is missing, damaged or does not fit this runtime (a ``ModelError``, so
+    the monitor refuses to start on it as on a bad classifier)."""
 
 
 class QRSModel:

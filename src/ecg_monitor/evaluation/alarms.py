@@ -44,14 +44,14 @@ import numpy as np
 from ecg_monitor.detector.alarms import AlarmEngine
 from ecg_monitor.detector.beats import Beat
 from ecg_monitor.detector.episodes import ESCALATION, REQUIRED, AlarmBook, AlarmEvent
-from ecg_monitor.detector.pipeline import DetectorPipeline, PipelineOutput
+from ecg_monitor.detector.pipeline import SHIPPED, DetectorPipeline, PipelineOutput
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, reference_at, reference_beats
 from ecg_monitor.evaluation.noise import _noise_dir
 from ecg_monitor.replay import iter_chunks, parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise, nst_mask
 from ecg_monitor.replay.records import Record
-from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 BEFORE_S, AFTER_S = 2.0, 10.0
 SHORT = {"asystole": "ASY", "extreme_bradycardia": "BRADY", "extreme_tachycardia": "TACHY",
@@ -135,7 +135,7 @@ def relabel(beats: list[Beat], ref: Reference, fs: float) -> list[Beat]:
 
 
 def detected_episodes(signal: np.ndarray, fs: float, chunk_size: int, ref: Reference | None = None,
-                      qrs_model: str | None = None) -> list[Episode]:
+                      qrs_model: str | None = SHIPPED) -> list[Episode]:
     """Run the pipeline and the alarm engine over a signal; with ``ref``, oracle labels."""
     pipeline = DetectorPipeline(fs, qrs_model=qrs_model)
     chunks = list(iter_chunks(signal, chunk_size))
@@ -286,7 +286,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="folder with WFDB records (default: $ECG_MONITOR_DATA, else PhysioNet)")
     p.add_argument("--records", default="all", help="all, ds1, ds2 or a comma list such as 203,207")
     p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline")
-    add_qrs_net_option(p)
+    add_detector_option(p)
     p.add_argument("--labels", choices=("pipeline", "reference"), default="pipeline",
                    help="beat labels for the alarm rules: the classifier's, or the matched annotation's")
     p.add_argument("--noise", choices=("em", "ma", "bw"),

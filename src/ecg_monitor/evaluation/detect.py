@@ -14,7 +14,7 @@ import numpy as np
 import wfdb
 
 from ecg_monitor.detector.beats import Beat
-from ecg_monitor.detector.pipeline import run_signal
+from ecg_monitor.detector.pipeline import SHIPPED, run_signal
 from ecg_monitor.evaluation.ec57 import (
     SKIP_S,
     DetectionScore,
@@ -26,7 +26,7 @@ from ecg_monitor.evaluation.ec57 import (
 from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
-from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 #: Annotation symbol written for each AAMI class in WFDB output (bxb maps A to S).
 WFDB_SYMBOL = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
@@ -46,7 +46,7 @@ class RecordResult:
     peer_seconds: float = 0.0
 
 
-def detect_record(record: Record, chunk_size: int, qrs_model: str | None = None) -> tuple[list[Beat], float]:
+def detect_record(record: Record, chunk_size: int, qrs_model: str | None = SHIPPED) -> tuple[list[Beat], float]:
     """Stream a record through a fresh pipeline in chunks; return beats and compute seconds."""
     t0 = time.perf_counter()
     beats, _ = run_signal(record.signal, record.fs, chunk=chunk_size, qrs_model=qrs_model)
@@ -54,7 +54,7 @@ def detect_record(record: Record, chunk_size: int, qrs_model: str | None = None)
 
 
 def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str | None = None,
-                    qrs_model: str | None = None) -> RecordResult:
+                    qrs_model: str | None = SHIPPED) -> RecordResult:
     """Read a record, run the pipeline (and ``peer``, if named) over it and score it against its annotations."""
     record = read_record(name, data_dir)
     reference = reference_beats(record, data_dir)
@@ -69,7 +69,7 @@ def evaluate_record(name: str, data_dir: str | None, chunk_size: int, peer: str 
 
 
 def evaluate_signal(name: str, record: Record, reference: ReferenceBeats, chunk_size: int,
-                    qrs_model: str | None = None) -> RecordResult:
+                    qrs_model: str | None = SHIPPED) -> RecordResult:
     """Run the pipeline over ``record`` (possibly altered, e.g. noisy) and score it."""
     beats, seconds = detect_record(record, chunk_size, qrs_model)
     ref, vf = reference.samples, reference.flutter
@@ -163,7 +163,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out-dir", type=Path, help="write <record>.csv (or .test) beat files here")
     p.add_argument("--chunk-size", type=int, default=36000,
                    help="samples per chunk fed to the pipeline; beats do not depend on it (tested), only speed")
-    add_qrs_net_option(p)
+    add_detector_option(p)
     p.add_argument("--format", choices=("csv", "wfdb"), default="csv",
                    help="beat file format: csv, or wfdb <record>.test annotations for bxb")
     p.add_argument("--peer", choices=sorted(PEERS),

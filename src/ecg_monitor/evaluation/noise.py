@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ecg_monitor.detector.pipeline import PipelineOutput, stream_signal
+from ecg_monitor.detector.pipeline import SHIPPED, PipelineOutput, stream_signal
 from ecg_monitor.evaluation.ec57 import SKIP_S, DetectionScore, inside_spans, pct, reference_beats, score_record
 from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise
 from ecg_monitor.replay.records import resolve_data_dir
-from ecg_monitor.evaluation.options import add_qrs_net_option, qrs_option
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 #: Targets of issue 11 per SNR (dB): (Se, +P) in %.
 TARGETS = {6.0: (99.0, 95.0), 0.0: (95.0, 85.0)}
@@ -63,7 +63,7 @@ def _noise(kind: str, noise_dir: Path | None) -> np.ndarray:
 
 
 def stress_record(job: tuple[str, str, float], data_dir: str | None, noise_dir: Path | None,
-                  chunk: int, peer: str | None, qrs_model: str | None = None) -> StressResult:
+                  chunk: int, peer: str | None, qrs_model: str | None = SHIPPED) -> StressResult:
     """Add the noise to one record, detect, and score ours (and the peer)."""
     name, kind, snr = job
     rec = read_record(name, data_dir)
@@ -97,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", type=Path, help="write a PNG of Se and +P against SNR here")
     p.add_argument("--jobs", type=int, default=1, help="records processed in parallel (default: 1)")
     p.add_argument("--chunk-size", type=int, default=360, help="samples per chunk fed to the pipeline (default: 360)")
-    add_qrs_net_option(p)
+    add_detector_option(p)
     p.set_defaults(func=run)
 
 

@@ -7,11 +7,12 @@ import argparse
 from ecg_monitor.detector.pipeline import SHIPPED
 
 
-def add_qrs_net_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--qrs-net", action="store_true",
-                   help="fuse Pan-Tompkins with the learned QRS network (fewer false beats in noise; see the README)")
+def add_detector_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pan-tompkins", action="store_true",
+                   help="Pan-Tompkins' beats alone, without the learned QRS network fused in "
+                        "(the monitor's default is the fusion; see the README)")
 
 
 def qrs_option(args: argparse.Namespace) -> str | None:
     """The pipeline's ``qrs_model`` the options ask for."""
-    return SHIPPED if args.qrs_net else None
+    return None if args.pan_tompkins else SHIPPED

@@ -130,7 +130,9 @@ def record_beats(name: str, data_dir: str | os.PathLike[str] | None, spec: Featu
         raise TrainingDataError(f"record {name} refused for training: no beat annotations ({exc})") from None
     if not len(ref.samples):
         raise TrainingDataError(f"record {name} refused for training: its annotation file holds no beat annotation")
-    beats, filtered = run_signal(record.signal, record.fs, classifier=None)
+    # Pan-Tompkins' beats, as the shipped classifier learnt (before the fusion; fused beats keep
+    # Pan-Tompkins' R marks, so they give the classifier the same windows)
+    beats, filtered = run_signal(record.signal, record.fs, classifier=None, qrs_model=None)
     ready = extract_features(record.signal, filtered, beats, spec)
     at = np.array([b.sample for b, _ in ready], np.int64)
     classes = np.array([AAMI_CLASSES.index(CLASS_OF_SYMBOL[s]) for s in ref.symbols], dtype=np.int64)
