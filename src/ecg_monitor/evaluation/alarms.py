@@ -48,10 +48,10 @@ from ecg_monitor.detector.pipeline import SHIPPED, DetectorPipeline, PipelineOut
 from ecg_monitor.detector.rules import Criteria, RhythmRules
 from ecg_monitor.evaluation.ec57 import AAMI_OF_SYMBOL, reference_at, reference_beats
 from ecg_monitor.evaluation.noise import _noise_dir
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 from ecg_monitor.replay import iter_chunks, parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise, nst_mask
 from ecg_monitor.replay.records import Record
-from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 BEFORE_S, AFTER_S = 2.0, 10.0
 SHORT = {"asystole": "ASY", "extreme_bradycardia": "BRADY", "extreme_tachycardia": "TACHY",

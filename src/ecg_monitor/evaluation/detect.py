@@ -23,10 +23,10 @@ from ecg_monitor.evaluation.ec57 import (
     reference_beats,
     score_record,
 )
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.records import Record
-from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 #: Annotation symbol written for each AAMI class in WFDB output (bxb maps A to S).
 WFDB_SYMBOL = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}

@@ -22,11 +22,11 @@ import numpy as np
 
 from ecg_monitor.detector.pipeline import SHIPPED, PipelineOutput, stream_signal
 from ecg_monitor.evaluation.ec57 import SKIP_S, DetectionScore, inside_spans, pct, reference_beats, score_record
+from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 from ecg_monitor.evaluation.peers import PEERS
 from ecg_monitor.replay import parse_record_spec, read_record
 from ecg_monitor.replay.noise import add_noise
 from ecg_monitor.replay.records import resolve_data_dir
-from ecg_monitor.evaluation.options import add_detector_option, qrs_option
 
 #: Targets of issue 11 per SNR (dB): (Se, +P) in %.
 TARGETS = {6.0: (99.0, 95.0), 0.0: (95.0, 85.0)}
