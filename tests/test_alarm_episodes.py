@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ecg_monitor.detector.alarms import AlarmEngine
+from ecg_monitor.detector.alarms import VT_LABELS, AlarmEngine
 from ecg_monitor.detector.episodes import AlarmBook
 from ecg_monitor.detector.rules import RhythmRules
 
 FS = 360.0
 
 
-def run_rules(beats: list[tuple[float, str]], until_s: float) -> tuple[RhythmRules, list]:
+def run_rules(beats: list[tuple[float, str]], until_s: float,
+              vt_labels: tuple[str, ...] = ("V",)) -> tuple[RhythmRules, list]:
     book = AlarmBook(FS)
-    rules = RhythmRules(FS, book)
+    rules = RhythmRules(FS, book, vt_labels=vt_labels)
     for t, label in beats + [(until_s, "")]:
         s = int(round(t * FS))
         while (due := rules.due()) is not None and due < s:
@@ -40,6 +41,22 @@ def test_heart_rate_is_median_of_last_8_rr_and_quoted_in_details():
     rules.beat(int(9.5 * FS), int(9.5 * FS), "N")
     rules.beat(int(10.25 * FS), int(10.25 * FS), "N")
     assert rules.heart_rate_bpm == pytest.approx(80.0)
+
+
+def test_live_vt_runs_count_fusion_beats_but_couplets_do_not():
+    # 223's VT as the classifier labels it: V and F alternating at 0.5 s (120 bpm)
+    beats = [(i * 0.8, "N") for i in range(9)] + [(6.4 + i * 0.5, "FV"[i % 2]) for i in range(1, 8)]
+    _, reference = run_rules(beats, 12.0)
+    assert not [e for e in reference if e.alarm == "ventricular_tachycardia"]  # annotated VT is V beats
+    _, live = run_rules(beats, 12.0, vt_labels=VT_LABELS)
+    onset = [e for e in live if e.alarm == "ventricular_tachycardia"][0]
+    assert onset.sample == int(round(8.9 * FS)) and onset.detail.startswith("run of 5 V/F beats at 120 bpm")
+    mislabelled = [(i * 0.8, "N") for i in range(9)] + [(6.4 + i * 0.5, "F") for i in range(1, 8)]
+    _, live = run_rules(mislabelled, 12.0, vt_labels=VT_LABELS)  # sinus beats read as F (215)
+    assert not [e for e in live if e.alarm == "ventricular_tachycardia"]  # a run must be mostly V
+    couplet = [(i * 0.8, "N") for i in range(9)] + [(7.6, "V"), (8.1, "F"), (8.9, "N"), (9.7, "V"), (10.2, "V"), (11.0, "N")]
+    _, live = run_rules(couplet, 12.0, vt_labels=VT_LABELS)
+    assert [e.sample for e in live if e.alarm == "pvc_couplet" and e.event == "onset"] == [int(round(11.0 * FS))]
 
 
 def test_vt_returning_within_the_hold_is_one_episode():

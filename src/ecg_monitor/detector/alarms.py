@@ -48,6 +48,10 @@ DECISION_DELAY_S = 0.6
 VT_MIN_CORRELATION = 0.7
 VT_ALIKE = 0.9
 VT_RR_SPREAD = 1.8
+#: The labels a live VT run is made of: fusion beats too, which VT brings when a sinus beat meets
+#: a ventricular one (a classic sign of VT), and which the classifier gives some beats of a VT
+#: whose shape alternates (223). The couplet and bigeminy alarms still count V beats only.
+VT_LABELS = ("V", "F")
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
 
@@ -77,7 +81,7 @@ class AlarmEngine:
         self.fs = fs
         self.book = AlarmBook(fs)
         self.rules = RhythmRules(fs, self.book, criteria, decision_delay_s=DECISION_DELAY_S,
-                                 vt_check=self._consistent)
+                                 vt_check=self._consistent, vt_labels=VT_LABELS)
         self.vf = VFDetector(fs, VFConfig(window_s=self.rules.c.vf_s))
         self._verdicts: dict[int, BlockQuality] = {}  # the pipeline's, by block end, until their tick
         self._tick = int(round(TICK_S * fs))

@@ -52,12 +52,16 @@ class RhythmRules:
     ``decision_delay_s`` is how long after an R wave the detector may still report it; silence
     alarms wait that much longer so a late beat does not cause a false one (0 for references).
     ``vt_check(r_samples)`` (the live engine's) must accept a VT run's last beats before VT starts:
-    the wide beats must be consistent, not beats found in noise.
+    the wide beats must be consistent, not beats found in noise. ``vt_labels``: the beat labels a
+    VT run is made of (the reference's annotated VT beats are all V); most of a run's last
+    ``vt_beats`` must be V.
     """
 
     def __init__(self, fs: float, book: AlarmBook, criteria: Criteria | None = None,
-                 decision_delay_s: float = 0.0, vt_check: Callable[[list[int]], bool] | None = None) -> None:
+                 decision_delay_s: float = 0.0, vt_check: Callable[[list[int]], bool] | None = None,
+                 vt_labels: tuple[str, ...] = ("V",)) -> None:
         self.fs = fs
+        self._vt_labels = vt_labels
         self.c = c = criteria or Criteria()
         self.book = book
         self._vt_check = vt_check
@@ -70,7 +74,8 @@ class RhythmRules:
         self.good_since = 0  # signal usable from here on
         self._rr: deque[float] = deque(maxlen=c.hr_beats)
         self._slow = self._fast = 0  # consecutive beats below / above the rate limits
-        self._v_run: list[int] = []
+        self._v_run: list[tuple[int, bool]] = []  # the current run of VT members: R sample, is V
+        self._v_beats = 0  # V beats in a row (couplets)
         self._pattern: deque[bool] = deque(maxlen=2 * c.bigeminy_cycles)  # is-V of recent beats
 
     @property
@@ -97,7 +102,7 @@ class RhythmRules:
         """Beats before ``t`` are not trusted (noisy signal): every rhythm condition must be met
         afresh by beats and silences after it."""
         self.mark_unusable(t)
-        self._slow = self._fast = 0
+        self._slow = self._fast = self._v_beats = 0
         self._v_run.clear()
         self._pattern.clear()
         for alarm in ("asystole", "pause", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia"):
@@ -134,7 +139,7 @@ class RhythmRules:
             if silence >= limit:  # the silence outlasted the limit but its timer waited for this beat
                 self.book.set(alarm, True, decided, self.heart_rate_bpm, f"no QRS for {silence / self.fs:.1f} s")
         if rr is None:
-            self._slow = self._fast = 0
+            self._slow = self._fast = self._v_beats = 0
             self._v_run.clear()
             self._pattern.clear()
         else:
@@ -152,21 +157,27 @@ class RhythmRules:
         self.book.set("extreme_tachycardia", self._fast >= c.tachy_beats or
                       (self.book.condition("extreme_tachycardia") and self._fast > 0), decided, hr,
                       f"{self._fast} beats in a row over {c.tachy_bpm:.0f} bpm, last {beat_rate} (beat rate); {hr_text}")
-        self._ventricular(sample, decided, label == "V", hr, hr_text)
+        self._ventricular(sample, decided, label, hr, hr_text)
 
-    def _ventricular(self, sample: int, decided: int, is_v: bool, hr: float | None, hr_text: str) -> None:
+    def _ventricular(self, sample: int, decided: int, label: str, hr: float | None, hr_text: str) -> None:
         c = self.c
-        if is_v:
-            self._v_run.append(sample)
-        elif len(self._v_run) == 2:
+        is_v = label == "V"
+        if not is_v and self._v_beats == 2:
             self.book.pulse("pvc_couplet", decided, hr, f"two consecutive PVCs; {hr_text}")
-        if not is_v:
+        self._v_beats = self._v_beats + 1 if is_v else 0
+        member = label in self._vt_labels
+        if member:
+            self._v_run.append((sample, is_v))
+        else:
             self._v_run.clear()
-        run = self._v_run[-c.vt_beats:]
+        run = [r for r, _ in self._v_run[-c.vt_beats:]]
         rate = 60.0 * self.fs * (len(run) - 1) / (run[-1] - run[0]) if len(run) >= 2 else 0.0
-        vt = len(run) >= c.vt_beats and rate > c.vt_bpm and (self._vt_check is None or self._vt_check(run))
-        self.book.set("ventricular_tachycardia", vt or (self.book.condition("ventricular_tachycardia") and is_v),
-                      decided, hr, f"run of {len(self._v_run)} V beats at {rate:.0f} bpm (run rate); {hr_text}")
+        mostly_v = 2 * sum(v for _, v in self._v_run[-c.vt_beats:]) > c.vt_beats
+        vt = (len(run) >= c.vt_beats and rate > c.vt_bpm and mostly_v
+              and (self._vt_check is None or self._vt_check(run)))
+        kinds = "/".join(self._vt_labels)
+        self.book.set("ventricular_tachycardia", vt or (self.book.condition("ventricular_tachycardia") and member),
+                      decided, hr, f"run of {len(self._v_run)} {kinds} beats at {rate:.0f} bpm (run rate); {hr_text}")
         self._pattern.append(is_v)
         p = list(self._pattern)
         alternating = all(p[i] != p[i + 1] for i in range(len(p) - 1))
