@@ -119,7 +119,8 @@ def test_synthetic_device_shows_every_alarm(scenario_events):
             onsets.setdefault(e.alarm, e.sample / FS)
     expected = {"asystole": "pause", "pause": "pause", "extreme_bradycardia": "brady",
                 "extreme_tachycardia": "svt", "ventricular_fibrillation": "vf", "signal_noisy": "noise",
-                "lead_off": "leadoff", "signal_saturated": "saturate"}
+                "lead_off": "leadoff", "signal_saturated": "saturate", "ventricular_tachycardia": "vt",
+                "pvc_couplet": "couplet", "bigeminy": "bigeminy"}
     for alarm, phase in expected.items():
         a, b = phases[phase]
         assert alarm in onsets and a <= onsets[alarm] <= b + 5, (alarm, onsets.get(alarm), (a, b))

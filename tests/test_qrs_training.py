@@ -42,3 +42,18 @@ def test_a_few_training_steps_export_a_network_the_runtime_runs(folders, tmp_pat
     model = QRSModel(qrs_train.export(net, calibration[:, 0].numpy(), tmp_path))
     p = StreamingQRSProbability(model).update(leads[0].x[:3600])
     assert p.shape == (1200,) and np.all((p >= 0) & (p <= 1))
+
+
+def test_augmented_windows_keep_their_r_marks_on_the_r_waves(folders) -> None:
+    """Stretched in time and mixed from both leads, a training window's R marks must still sit on
+    its R waves, or the network would learn to fire beside them."""
+    leads = [lead for lead in qrs_train.read_svdb(folders[0]) if lead.patient < "860"]
+    windows = qrs_train.Windows(leads, {}, seed=3, augment=True)
+    on, beside = [], []
+    for _ in range(20):
+        y, peaks, _ = windows._augmented()
+        y = y - np.median(y)
+        peaks = peaks[(peaks >= 200) & (peaks < qrs_train.WINDOW - 200)]
+        on += [np.abs(y[p - 5 : p + 6]).max() for p in peaks]
+        beside += [np.abs(y[p + 140 : p + 151]).max() for p in peaks]  # 0.4 s later: the T wave
+    assert len(on) > 150 and np.median(on) > 2.5 * np.median(beside)

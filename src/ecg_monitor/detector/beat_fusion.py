@@ -6,9 +6,10 @@ better but misses a few odd beats Pan-Tompkins finds. So a beat is where the net
 probability rises above ``WEAK`` and Pan-Tompkins found a beat within ``CONFIRM`` samples, or,
 in signal with noise between the beats (the "ECG noisy" advisory's noise ratio), where the
 network's peak reaches ``STRONG`` alone; beats Pan-Tompkins finds where the network sees nothing
-are dropped. Pan-Tompkins is waited for: up to ``CONFIRM_HORIZON`` in noise, where its late beats
-are noise, and up to ``PT_WAIT`` in clean signal, where a search-back may bring the partner of a
-beat long after it (there the network alone never vouches for a beat). For the first 2.1 s of a
+are dropped. Pan-Tompkins is waited for: in noise until ``CONFIRM_HORIZON`` after the latest a
+partner can lie (``CONFIRM`` after the candidate: on wide beats the two mark different waves),
+for its later beats there are noise; in clean signal up to ``PT_WAIT``, where a search-back may
+bring the partner of a beat long after it (there the network alone never vouches for a beat). For the first 2.1 s of a
 stream (the network's receptive field, its past taken as zeros until then) every beat needs
 Pan-Tompkins' confirmation. ``STRONG`` and ``WEAK`` were fixed before any MIT-BIH record was
 scored; ``CONFIRM`` (first 75 ms), the noise condition and the wait in clean signal came from
@@ -186,7 +187,7 @@ class BeatFusion:
             # each of its beats used once and the marks kept in order
             clean = self._clean(c.r, t)
             if unsure or clean:  # Pan-Tompkins must have its say
-                decided, partner, t = self._pt_verdict(c.r, t, PT_WAIT if clean else CONFIRM_HORIZON, final)
+                decided, partner, t = self._pt_verdict(c.r, t, PT_WAIT if clean else CONFIRM + CONFIRM_HORIZON, final)
                 if not decided:
                     break
             else:
