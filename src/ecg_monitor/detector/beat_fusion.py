@@ -9,9 +9,9 @@ network's peak reaches ``STRONG`` alone; beats Pan-Tompkins finds where the netw
 are dropped. Pan-Tompkins is waited for: in noise until ``CONFIRM_HORIZON`` after the latest a
 partner can lie (``CONFIRM`` after the candidate: on wide beats the two mark different waves),
 for its later beats there are noise; in clean signal up to ``PT_WAIT``, where a search-back may
-bring the partner of a beat long after it (there the network alone never vouches for a beat). For the first 2.1 s of a
-stream (the network's receptive field, its past taken as zeros until then) every beat needs
-Pan-Tompkins' confirmation. ``STRONG`` and ``WEAK`` were fixed before any MIT-BIH record was
+bring the partner of a beat long after it (there the network alone never vouches for a beat).
+For the first 2.1 s of a stream (the network's receptive field, its past taken as zeros until
+then) every beat needs Pan-Tompkins' confirmation. ``STRONG`` and ``WEAK`` were fixed before any MIT-BIH record was
 scored; ``CONFIRM`` (first 75 ms), the noise condition and the wait in clean signal came from
 full runs on MIT-BIH (see the README).
 

@@ -75,7 +75,6 @@ class RhythmRules:
         self._rr: deque[float] = deque(maxlen=c.hr_beats)
         self._slow = self._fast = 0  # consecutive beats below / above the rate limits
         self._v_run: list[tuple[int, bool]] = []  # the current run of VT members: R sample, is V
-        self._v_beats = 0  # V beats in a row (couplets)
         self._pattern: deque[bool] = deque(maxlen=2 * c.bigeminy_cycles)  # is-V of recent beats
 
     @property
@@ -102,7 +101,7 @@ class RhythmRules:
         """Beats before ``t`` are not trusted (noisy signal): every rhythm condition must be met
         afresh by beats and silences after it."""
         self.mark_unusable(t)
-        self._slow = self._fast = self._v_beats = 0
+        self._slow = self._fast = 0
         self._v_run.clear()
         self._pattern.clear()
         for alarm in ("asystole", "pause", "extreme_bradycardia", "extreme_tachycardia", "ventricular_tachycardia"):
@@ -139,7 +138,7 @@ class RhythmRules:
             if silence >= limit:  # the silence outlasted the limit but its timer waited for this beat
                 self.book.set(alarm, True, decided, self.heart_rate_bpm, f"no QRS for {silence / self.fs:.1f} s")
         if rr is None:
-            self._slow = self._fast = self._v_beats = 0
+            self._slow = self._fast = 0
             self._v_run.clear()
             self._pattern.clear()
         else:
@@ -162,17 +161,18 @@ class RhythmRules:
     def _ventricular(self, sample: int, decided: int, label: str, hr: float | None, hr_text: str) -> None:
         c = self.c
         is_v = label == "V"
-        if not is_v and self._v_beats == 2:
+        before = list(self._pattern)[-3:]  # is-V of the beats before this one
+        if not is_v and before[-2:] == [True, True] and before[:-2] != [True]:  # exactly two V
             self.book.pulse("pvc_couplet", decided, hr, f"two consecutive PVCs; {hr_text}")
-        self._v_beats = self._v_beats + 1 if is_v else 0
         member = label in self._vt_labels
         if member:
             self._v_run.append((sample, is_v))
         else:
             self._v_run.clear()
-        run = [r for r, _ in self._v_run[-c.vt_beats:]]
+        last = self._v_run[-c.vt_beats:]
+        run = [r for r, _ in last]
         rate = 60.0 * self.fs * (len(run) - 1) / (run[-1] - run[0]) if len(run) >= 2 else 0.0
-        mostly_v = 2 * sum(v for _, v in self._v_run[-c.vt_beats:]) > c.vt_beats
+        mostly_v = 2 * sum(v for _, v in last) > c.vt_beats
         vt = (len(run) >= c.vt_beats and rate > c.vt_bpm and mostly_v
               and (self._vt_check is None or self._vt_check(run)))
         kinds = "/".join(self._vt_labels)

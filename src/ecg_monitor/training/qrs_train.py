@@ -99,9 +99,10 @@ class Windows:
         self.rms = {k: float(np.mean([noise_rms(p, FS) for p in v])) for k, v in noise.items()}
         self.rng = np.random.default_rng(seed)
         self.sos = design_display_filter(FS)
-        self.patients: dict[str, list[Lead]] = {}
+        by_patient: dict[str, list[Lead]] = {}
         for lead in leads:
-            self.patients.setdefault(lead.patient, []).append(lead)
+            by_patient.setdefault(lead.patient, []).append(lead)
+        self.patients = [by_patient[name] for name in sorted(by_patient)]  # each patient's leads
 
     def one(self) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
@@ -123,8 +124,7 @@ class Windows:
     def _augmented(self) -> tuple[np.ndarray, np.ndarray, float]:
         """A time-stretched window of one lead or of a random mix of both: signal, R marks, QRS size."""
         rng = self.rng
-        names = sorted(self.patients)
-        leads = self.patients[names[rng.integers(len(names))]]
+        leads = self.patients[rng.integers(len(self.patients))]
         stretch = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if rng.random() < 0.7 else 1.0
         span = int(np.ceil(WINDOW * stretch)) + 2
         s = int(rng.integers(0, len(leads[0].x) - span))
@@ -177,8 +177,7 @@ def train(leads: list[Lead], noise: dict[str, list[np.ndarray]], steps: int, see
 
     def held_out_loss(net: QRSNet) -> float:
         with torch.no_grad():
-            return sum(float(loss_of(net, vx[i : i + 128], vt[i : i + 128])) * len(vx[i : i + 128])
-                       for i in range(0, len(vx), 128)) / len(vx)
+            return sum(float(loss_of(net, x, t)) * len(x) for x, t in zip(vx.split(128), vt.split(128))) / len(vx)
 
     net = QRSNet()
     opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=1e-3)
