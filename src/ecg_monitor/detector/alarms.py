@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ecg_monitor.detector.advisory import NoiseAdvisory
+from ecg_monitor.detector.advisory import NOISE_BETWEEN_BEATS, NoiseAdvisory
 from ecg_monitor.detector.episodes import AlarmBook, AlarmEvent
 from ecg_monitor.detector.pipeline import PipelineOutput
 from ecg_monitor.detector.quality import (
@@ -30,6 +30,8 @@ from ecg_monitor.detector.quality import (
     BEAT_WINDOW_S,
     QUALITY_BLOCK_S,
     BlockQuality,
+    JudgedBlock,
+    Readability,
     partner_correlations,
     shifted_shapes,
 )
@@ -41,10 +43,13 @@ TICK_S = QUALITY_BLOCK_S  # the pipeline's block verdicts are found by the tick 
 #: The longest a beat can be reported after its R wave: refractory hold (0.2 s) + R search window
 #: (0.25 s) + margin. Silence alarms wait this much longer than their definition.
 DECISION_DELAY_S = 0.6
-#: A VT run's beats (their shapes: quality.BEAT_WINDOW_S) must correlate with their median beat,
-#: each one closely with another (shifted by up to BEAT_LAG_S: R marks of wide beats fall on R or
-#: S; not necessarily the next: 223's VT alternates two shapes), and come regularly (longest RR
-#: at most VT_RR_SPREAD times the shortest): beats that noise distorts into "V" are not.
+#: In noise (noise between the beats, the "ECG noisy" level, in a block holding the run's beats or
+#: over the advisory's last 10 s), a VT run's beats (their shapes: quality.BEAT_WINDOW_S) must
+#: correlate with their median beat, each one closely with another (shifted by up to BEAT_LAG_S:
+#: R marks of wide beats fall on R or S; not necessarily the next: 223's VT alternates two
+#: shapes), and come regularly (longest RR at most VT_RR_SPREAD times the shortest): beats that
+#: noise distorts into "V" are not. In clean signal the classifier's labels stand: a VT may be
+#: irregular or bring fusion beats (210 at 1085 s: RRs 0.33 to 0.71 s, a fusion beat inside).
 VT_MIN_CORRELATION = 0.7
 VT_ALIKE = 0.9
 VT_RR_SPREAD = 1.8
@@ -52,6 +57,9 @@ VT_RR_SPREAD = 1.8
 #: a ventricular one (a classic sign of VT), and which the classifier gives some beats of a VT
 #: whose shape alternates (223). The couplet and bigeminy alarms still count V beats only.
 VT_LABELS = ("V", "F")
+#: Seconds of judged blocks kept for the VT check: a run of five beats over 100 bpm and its
+#: last beat's wait for its label take under 4 s.
+VT_SPAN_S = 8.0
 #: Clean signal needed after a noisy or unusable block before life-threatening alarms are trusted.
 GATE_S = 5.0
 
@@ -96,6 +104,7 @@ class AlarmEngine:
             "lead_off": Debounce(2, 2),
             "signal_saturated": Debounce(2, 2),
         }
+        self._judged = Readability(keep=int(np.ceil(VT_SPAN_S / TICK_S)))  # the blocks a VT run's beats lie in
         self._gate = int(round(GATE_S * fs))
         self._bad_at: int | None = None  # end of the last noisy or unusable block
         self._noisy_at: int | None = None  # end of the last noisy block
@@ -150,6 +159,8 @@ class AlarmEngine:
         if t - self._tick < self._display.start:  # history lost (cannot happen with sane chunks)
             return
         q = self._verdicts.pop(t, BlockQuality())
+        self._judged.new_update()
+        self._judged.add(JudgedBlock(t - self._tick, t, q))
         if q.unusable:
             self.rules.mark_unusable(t)
         if q.unusable or q.noisy:
@@ -178,9 +189,13 @@ class AlarmEngine:
         self.book.set("ecg_noisy", advise, t, hr, self.advisory.detail())
 
     def _consistent(self, r_samples: list[int]) -> bool:
-        """Do the run's beats look alike and come regularly? VT does; beats found in noise, or
-        distorted by it, mostly do not."""
+        """In clean signal, yes (the policy: VT must be confirmed only where noise may have made
+        its beats); in noise, do the run's beats look alike and come regularly? VT does; beats
+        found in noise, or distorted by it, mostly do not."""
         (lo, hi), lag = self._beat_window, self._lag
+        noise = max(self.advisory.ratio, self._judged.noise_over(r_samples[0] - lo, r_samples[-1] + hi, self.n))
+        if noise <= NOISE_BETWEEN_BEATS:
+            return True
         if r_samples[0] - lo - lag < self._display.start or r_samples[-1] + hi + lag > self._display.end:
             return True  # not held (cannot happen with the buffer's size): do not withhold on it
         rr = np.diff(r_samples)

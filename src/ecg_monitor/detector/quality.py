@@ -308,16 +308,17 @@ class Readability:
     """Whether the blocks judged by a given time were unreadable: the one record of judged blocks
     behind both the detector's thresholds (never halved in noise) and the pipeline's labels
     (never a guess in noise). It holds the blocks judged during the current update and the
-    ``KEEP`` before: whatever is decided later is decided after those."""
+    ``keep`` before: whatever is decided later is decided after those."""
 
     KEEP = 8  # blocks (4 s): longer than any beat waits for its label
 
-    def __init__(self) -> None:
+    def __init__(self, keep: int = KEEP) -> None:
+        self.keep = keep
         self._blocks: list[JudgedBlock] = []
         self._stops: list[int] = []  # theirs, increasing: the last block by a time is a bisection
 
     def new_update(self) -> None:
-        del self._blocks[: -self.KEEP], self._stops[: -self.KEEP]
+        del self._blocks[: -self.keep], self._stops[: -self.keep]
 
     def add(self, block: JudgedBlock) -> None:
         self._blocks.append(block)
