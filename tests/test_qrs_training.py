@@ -39,7 +39,7 @@ def test_a_few_training_steps_export_a_network_the_runtime_runs(folders, tmp_pat
     net, log = qrs_train.train(leads, qrs_train.read_noise(folders[1]), steps=3)
     assert len(log) == 1 and "held-out loss" in log[0]
     calibration, _ = qrs_train.Windows(leads, qrs_train.read_noise(folders[1]), seed=1).batch(4)
-    model = QRSModel(qrs_train.export(net, calibration[:, 0].numpy(), tmp_path))
+    model = QRSModel(qrs_train.export(net, calibration[:, 0].numpy(), tmp_path / "models" / "new"))
     p = StreamingQRSProbability(model).update(leads[0].x[:3600])
     assert p.shape == (1200,) and np.all((p >= 0) & (p <= 1))
 

@@ -200,9 +200,11 @@ def train(leads: list[Lead], noise: dict[str, list[np.ndarray]], steps: int, see
 
 
 def export(net: QRSNet, calibration: np.ndarray, out_dir: Path) -> Path:
-    """int8 ONNX with no padding (the runtime keeps the receptive field) and its layout stamped in."""
+    """int8 ONNX with no padding (the runtime keeps the receptive field) and its layout stamped in,
+    in ``out_dir`` (made if missing: a training's result is not lost to a folder not there yet)."""
     net = net.eval()
     net.pad = False
+    out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / "qrs_net.onnx"
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
